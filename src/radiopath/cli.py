@@ -1,0 +1,161 @@
+"""The ``radiopath`` command line: thin wrappers that parse, call the Python API, and print.
+
+Every verb maps to an importable function; nothing here computes anything a user could not
+get from the API. Errors derived from :class:`~radiopath.errors.RadiopathError` are printed
+as one clean message with exit status 2 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from radiopath.errors import RadiopathError
+
+app = typer.Typer(
+    name="radiopath",
+    help="Multimodal radiopathomics: predict lymph-node metastasis in papillary thyroid carcinoma "
+    "from ultrasound images and FNA cytology slides.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _friendly(fn: F) -> F:
+    """Turn :class:`RadiopathError` into a red message and exit status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except RadiopathError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+            raise typer.Exit(code=exc.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    if version:
+        from radiopath import __version__
+
+        console.print(f"radiopath {__version__}")
+        raise typer.Exit()
+
+
+@app.command()
+@_friendly
+def synth(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to create (must not exist or be empty).")],
+    patients: Annotated[int, typer.Option(help="Number of patients over all centers.")] = 300,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same cohort.")] = 0,
+    us_signal: Annotated[
+        float, typer.Option(help="Weight of the ultrasound latent in the LNM risk (0 = none).")
+    ] = 1.0,
+    cytology_signal: Annotated[
+        float, typer.Option(help="Weight of the cytology latent in the risk (0 = none).")
+    ] = 1.0,
+    config: Annotated[
+        Path | None, typer.Option(help="YAML file with any SynthConfig option (centers, …).")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Processes (0 = one per CPU core).")] = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace OUT if it already holds files.")] = False,
+) -> None:
+    """Generate a synthetic multi-center cohort: manifest, ultrasound, slides, truth.csv."""
+    from radiopath.synth import SynthConfig
+
+    base = SynthConfig.from_yaml(config).model_dump() if config else {}
+    base.update(
+        patients=patients, seed=seed, us_signal=us_signal, cytology_signal=cytology_signal, workers=workers
+    )
+    cfg = SynthConfig.from_dict(base, source=str(config or "options"))
+    result = _synthesize_with_progress(out, cfg, overwrite)
+    console.print(f"[green]wrote[/] {result.patients} patients to {result.out_dir} in {result.seconds:.1f} s")
+    console.print(
+        f"  manifest  {result.manifest}\n  truth     {result.truth}\n  contact   {result.contact_sheet}"
+    )
+
+
+def _synthesize_with_progress(out: Path, cfg: Any, overwrite: bool) -> Any:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from radiopath.synth import synthesize
+
+    with Progress(
+        TextColumn("synthesising"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("synth", total=cfg.patients)
+        return synthesize(
+            out, cfg, overwrite=overwrite, progress=lambda done, total: bar.update(task, completed=done)
+        )
+
+
+@app.command()
+@_friendly
+def validate(
+    manifest: Annotated[Path, typer.Argument(help="Manifest (.csv or .parquet); paths are relative to it.")],
+    strict: Annotated[
+        bool,
+        typer.Option(help="Reject paths that leave the manifest's folder ('..', links, absolute paths)."),
+    ] = False,
+    check_files: Annotated[bool, typer.Option(help="Decode every image and open every slide.")] = True,
+    folds: Annotated[int, typer.Option(help="Cross-validation folds the cohort must support.")] = 5,
+    problems_csv: Annotated[Path | None, typer.Option(help="Also write every problem to this CSV.")] = None,
+) -> None:
+    """Check a manifest and report every problem at once (exit 2 on any error, 0 when clean)."""
+    from radiopath.cohort import validate_manifest
+    from radiopath.display import print_problems, print_summary
+
+    report = validate_manifest(manifest, strict=strict, check_files=check_files, n_folds=folds)
+    print_problems(console, report.problems)
+    if problems_csv is not None:
+        from radiopath.display import write_problems_csv
+
+        write_problems_csv(problems_csv, report.problems)
+    if len(report.table):
+        print_summary(console, report.table)
+    n_err, n_warn = len(report.errors), len(report.warnings)
+    if n_err:
+        console.print(f"[bold red]{n_err} error(s)[/], {n_warn} warning(s) in {manifest}")
+        raise typer.Exit(code=2)
+    console.print(f"[bold green]ok[/]: {manifest} is valid ({n_warn} warning(s))")
+
+
+@app.command()
+@_friendly
+def demo(
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for the demo's cohort and results.")
+    ] = Path("radiopath-demo"),
+    patients: Annotated[int, typer.Option(help="Patients in the synthetic cohort.")] = 300,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Run the study end to end on a synthetic cohort (synth, validate, summary)."""
+    from radiopath.demo import run_demo
+
+    run_demo(out, patients=patients, seed=seed, console=console)
+
+
+def main() -> None:  # pragma: no cover - entry point
+    """Entry point for ``python -m radiopath``."""
+    app(prog_name="radiopath")
+    sys.exit(0)

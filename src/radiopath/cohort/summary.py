@@ -1,0 +1,47 @@
+"""The one-screen summary of a cohort: patients, prevalence and modalities per center."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from radiopath.cohort.schema import BOX_COLUMNS, COHORTS, MASK_COLUMNS
+
+
+def cohort_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per (cohort, center) plus a total row per cohort and overall.
+
+    Columns: ``cohort, center, patients, labelled, lnm_pos, prevalence, us_1, us_2,
+    cytology, region`` (region = a mask or a box for at least one view).
+    """
+    t = table.copy()
+    region = pd.Series(False, index=t.index)
+    for view in ("us_1", "us_2"):
+        region |= t[MASK_COLUMNS[view]].notna() | t[BOX_COLUMNS[view]].notna()
+    t["_region"] = region
+    order = {c: i for i, c in enumerate(COHORTS)}
+
+    def block(df: pd.DataFrame, cohort: str, center: str) -> dict[str, object]:
+        labelled = int(df["lnm"].notna().sum())
+        pos = int((df["lnm"] == 1).sum())
+        return {
+            "cohort": cohort,
+            "center": center,
+            "patients": len(df),
+            "labelled": labelled,
+            "lnm_pos": pos,
+            "prevalence": pos / labelled if labelled else float("nan"),
+            "us_1": int(df["us_1"].notna().sum()),
+            "us_2": int(df["us_2"].notna().sum()),
+            "cytology": int(df["cytology"].notna().sum()),
+            "region": int(df["_region"].sum()),
+        }
+
+    out = []
+    for cohort in sorted(t["cohort"].unique(), key=lambda c: order.get(c, 99)):
+        sub = t[t["cohort"] == cohort]
+        for center in sorted(sub["center"].unique()):
+            out.append(block(sub[sub["center"] == center], cohort, center))
+        if sub["center"].nunique() > 1:
+            out.append(block(sub, cohort, "(all)"))
+    out.append(block(t, "(all)", "(all)"))
+    return pd.DataFrame(out)

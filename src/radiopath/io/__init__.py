@@ -1,0 +1,1 @@
+"""Input and output: images, slides and atomic file writing."""
