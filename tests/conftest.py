@@ -6,19 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from support import PROJECT_ROOT, REAL_DATA, real_path
+
 from radiopath.synth import SynthConfig, SynthResult, synthesize
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-#: Real third-party images (read-only, never copied into the repo); see its README.
-REAL_DATA = PROJECT_ROOT.parent / "shared" / "data" / "real"
-
-
-def real_path(*parts: str) -> Path:
-    """Path under ``../shared/data/real``; skips the test with a reason when it is absent."""
-    path = REAL_DATA.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"real test data not available at {path} (needs ../shared/data/real)")
-    return path
+__all__ = ["PROJECT_ROOT", "REAL_DATA", "real_path"]
 
 
 @pytest.fixture(scope="session")
