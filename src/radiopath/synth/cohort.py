@@ -35,7 +35,7 @@ from radiopath.synth.cytology import render_slide
 from radiopath.synth.latent import draw_outcomes
 from radiopath.synth.phenotype import cells_from_latent, nodule_from_latent
 from radiopath.synth.spec import CenterSpec, SynthConfig
-from radiopath.synth.ultrasound import render_view
+from radiopath.synth.ultrasound import draw_marks, render_view
 
 Progress = Callable[[int, int], None]
 
@@ -65,6 +65,7 @@ class _PatientJob:
     masks: bool
     seed: int
     folder: str
+    marks_prob: float = 0.0  # chance that each view gets burned-in calipers and text
 
 
 def center_counts(n: int, centers: list[CenterSpec]) -> list[int]:
@@ -139,6 +140,7 @@ def _write_cohort(folder: Path, cfg: SynthConfig, progress: Progress | None) -> 
             cfg.masks,
             cfg.seed,
             str(folder),
+            marks_prob=float(cfg.marks_positive if truth.at[i, "lnm"] == 1 else cfg.marks_negative),
         )
         for i in range(n)
     ]
@@ -167,6 +169,9 @@ def _write_cohort(folder: Path, cfg: SynthConfig, progress: Progress | None) -> 
     truth.insert(0, "patient_id", ids)
     truth.insert(1, "center", manifest["center"])
     truth.insert(2, "cohort", manifest["cohort"])
+    if cfg.marks_positive > 0 or cfg.marks_negative > 0:
+        truth["us_1_marks"] = [r["us_1_marks"] for r in results]
+        truth["us_2_marks"] = [r["us_2_marks"] for r in results]
     pd.concat([truth, phenotypes], axis=1).to_csv(folder / "truth.csv", index=False)
     cfg.to_yaml(folder / "synth.yaml")
     from radiopath.synth.contact_sheet import contact_sheet
@@ -201,12 +206,21 @@ def _render_patient(job: _PatientJob) -> dict[str, Any]:
     cells = cells_from_latent(job.cytology_latent, rng_ph)
     side = "RT" if rng_ph.random() < 0.5 else "LT"
     out: dict[str, Any] = {"us_2": "", "us_2_box": "", "us_2_mask": "", "cytology": ""}
+    # burned-in marks have their own stream, drawn only when asked for: without them the
+    # cohort is byte-identical to one made before the option existed
+    rng_mk = np.random.default_rng([job.seed, job.index, 3]) if job.marks_prob > 0 else None
+    marked = (rng_mk.random(2) < job.marks_prob) if rng_mk is not None else np.zeros(2, bool)
     for k, view in ((1, "transverse"), (2, "longitudinal")):
+        out[f"us_{k}_marks"] = 0
         if k == 2 and not job.has_us2:
             continue
         r = render_view(nodule, view, job.center, rng_us, side=side)
+        image = r.image
+        if rng_mk is not None and marked[k - 1]:
+            image = draw_marks(image, r.mask, rng_mk).image
+            out[f"us_{k}_marks"] = 1
         rel = f"ultrasound/{job.patient_id}_{k}.png"
-        cv2.imwrite(str(folder / rel), r.image[:, :, ::-1])
+        cv2.imwrite(str(folder / rel), image[:, :, ::-1])
         out[f"us_{k}"] = rel
         out[f"us_{k}_box"] = _jitter_box(r.box, rng_us, r.image.shape)
         if job.masks:

@@ -41,8 +41,8 @@ def default_centers() -> list[CenterSpec]:
             us_contrast=0.85,
             us_speckle=1.25,
             us_vendor="EchoLine",
-            stain_hue=9.0,
-            stain_intensity=0.8,
+            stain_hue=12.0,
+            stain_intensity=0.78,
             blur=0.5,
         ),
         CenterSpec(
@@ -53,8 +53,8 @@ def default_centers() -> list[CenterSpec]:
             us_contrast=1.2,
             us_speckle=0.85,
             us_vendor="UltraView",
-            stain_hue=-9.0,
-            stain_intensity=1.25,
+            stain_hue=-12.0,
+            stain_intensity=1.3,
             blur=0.25,
         ),
     ]
@@ -80,6 +80,12 @@ class SynthConfig(StrictModel):
     missing_cytology: float = Field(0.0, ge=0, le=1, description="fraction of patients without a slide")
     boxes: bool = Field(True, description="write the nodule box of each view (us_1_box, us_2_box)")
     masks: bool = Field(False, description="also write nodule mask images (us_1_mask, us_2_mask)")
+    marks_positive: float = Field(
+        0.0, ge=0, le=1, description="chance that a view of an LNM+ patient carries calipers and text"
+    )
+    marks_negative: float = Field(
+        0.0, ge=0, le=1, description="same for LNM- patients; unequal chances plant a shortcut to learn"
+    )
     workers: int = Field(0, ge=0, description="processes; 0 = one per CPU core")
 
     @field_validator("centers")

@@ -254,3 +254,85 @@ def _screenshot(
     ys, xs = np.nonzero(mask)
     box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
     return screen, box, mask
+
+
+#: Colours scanners draw calipers and measurement text in (RGB), with their chances.
+MARK_COLOURS: tuple[tuple[tuple[int, int, int], float], ...] = (
+    ((255, 255, 255), 0.5),
+    ((255, 255, 0), 0.25),
+    ((0, 255, 0), 0.15),
+    ((0, 255, 255), 0.1),
+)
+
+
+@dataclass(frozen=True)
+class MarkedView:
+    """A screenshot with burned-in measurement marks, and exactly which pixels they changed."""
+
+    image: np.ndarray  # (H, W, 3) uint8
+    marks: np.ndarray  # (H, W) bool, True where a mark changed the pixel
+
+
+def draw_marks(image: np.ndarray, nodule_mask: np.ndarray, rng: np.random.Generator) -> MarkedView:
+    """Burn a radiologist's measurement into ``image``, as scanners do on exported screenshots.
+
+    Draws caliper crosses ('+', 1 px arms) at both ends of the nodule's widest horizontal
+    chord (D1) and, two times in three, at the top and bottom of its central column (D2);
+    usually a dotted line between each pair; and the measurement text ("D1 12.3mm") just
+    below the nodule or in the scan area's lower-left corner. One colour per image, from
+    :data:`MARK_COLOURS`. These are the marks a model must not learn (they are drawn more
+    often on suspicious nodules in real archives); ``radiopath.ultrasound.marks`` removes them.
+
+    Args:
+        image: screenshot from :func:`render_view` (not modified).
+        nodule_mask: ``(H, W)`` mask of the nodule in screenshot pixels (non-zero inside).
+        rng: the marks' own random stream.
+    """
+    out = image.copy()
+    ys, xs = np.nonzero(nodule_mask)
+    if len(ys) == 0:
+        return MarkedView(out, np.zeros(image.shape[:2], bool))
+    probs = np.array([p for _, p in MARK_COLOURS])
+    colour = MARK_COLOURS[int(rng.choice(len(MARK_COLOURS), p=probs / probs.sum()))][0]
+    arm = int(rng.integers(4, 7))
+    # D1: the widest row of the nodule
+    rows, counts = np.unique(ys, return_counts=True)
+    cy = int(rows[int(np.argmax(counts))])
+    row_x = xs[ys == cy]
+    pairs = [((int(row_x.min()), cy), (int(row_x.max()), cy))]
+    if rng.random() < 2 / 3:  # D2: the central column
+        cx = int(np.median(xs))
+        col_y = ys[xs == cx]
+        pairs.append(((cx, int(col_y.min())), (cx, int(col_y.max()))))
+    dotted = rng.random() < 0.75
+    texts = []
+    for k, (p, q) in enumerate(pairs, start=1):
+        for x, y in (p, q):
+            cv2.line(out, (x - arm, y), (x + arm, y), colour, 1, cv2.LINE_8)
+            cv2.line(out, (x, y - arm), (x, y + arm), colour, 1, cv2.LINE_8)
+        if dotted:
+            _dotted_line(out, p, q, colour, gap=arm + 2)
+        dist_mm = float(np.hypot(q[0] - p[0], q[1] - p[1])) * MM_PER_PX
+        texts.append(f"D{k} {dist_mm:.1f}mm")
+    font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.38
+    if rng.random() < 0.5:  # just below the nodule
+        x0, y0 = int(xs.min()), int(ys.max()) + 14
+    else:  # the scan area's lower-left corner
+        x0, y0 = SCAN_X0 + 6, SCAN_Y0 + SCAN_H - 8 - 13 * (len(texts) - 1)
+    for i, text in enumerate(texts):
+        y = min(y0 + 13 * i, SCAN_Y0 + SCAN_H - 4)
+        x = min(max(x0, SCAN_X0 + 2), SCAN_X0 + SCAN_W - 80)
+        cv2.putText(out, text, (x, y), font, scale, colour, 1, cv2.LINE_AA)
+    marks = np.any(out != image, axis=2)
+    return MarkedView(out, marks)
+
+
+def _dotted_line(
+    img: np.ndarray, p: tuple[int, int], q: tuple[int, int], colour: tuple[int, int, int], gap: int
+) -> None:
+    """2x2 px dots every 4 px from ``p`` to ``q``, leaving ``gap`` px free around each caliper."""
+    length = float(np.hypot(q[0] - p[0], q[1] - p[1]))
+    for t in np.arange(gap, length - gap + 1, 4.0):
+        x = round(p[0] + (q[0] - p[0]) * t / length)
+        y = round(p[1] + (q[1] - p[1]) * t / length)
+        img[y : y + 2, x : x + 2] = colour
