@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from support import PROJECT_ROOT, REAL_DATA, real_path
-
 from radiopath.synth import SynthConfig, SynthResult, synthesize
+from support import PROJECT_ROOT, REAL_DATA, real_path
 
 __all__ = ["PROJECT_ROOT", "REAL_DATA", "real_path"]
 

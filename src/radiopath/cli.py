@@ -135,9 +135,9 @@ def validate(
         print_summary(console, report.table)
     n_err, n_warn = len(report.errors), len(report.warnings)
     if n_err:
-        console.print(f"[bold red]{n_err} error(s)[/], {n_warn} warning(s) in {manifest}")
+        console.print(f"[bold red]{n_err} error(s)[/], {n_warn} warning(s) in {manifest}", soft_wrap=True)
         raise typer.Exit(code=2)
-    console.print(f"[bold green]ok[/]: {manifest} is valid ({n_warn} warning(s))")
+    console.print(f"[bold green]ok[/]: {manifest} is valid ({n_warn} warning(s))", soft_wrap=True)
 
 
 @app.command()

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -36,36 +37,26 @@ def write_problems_csv(path: str | Path, problems: Sequence[Problem]) -> None:
 
 
 def summary_table(table: pd.DataFrame, title: str = "Cohort") -> Table:
-    """Patients, LNM prevalence and modality availability per cohort and center."""
+    """Patients, LNM prevalence and modality availability per cohort and center (fits 80 columns)."""
     s = cohort_summary(table)
-    t = Table(title=title, title_justify="left")
-    for col, justify in (
-        ("cohort", "left"),
-        ("center", "left"),
-        ("patients", "right"),
-        ("LNM+ / labelled", "right"),
-        ("prevalence", "right"),
-        ("us_1", "right"),
-        ("us_2", "right"),
-        ("cytology", "right"),
-        ("region", "right"),
-    ):
-        t.add_column(col, justify=justify)  # type: ignore[arg-type]
+    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+              caption="prev. = LNM+ / labelled; ROI = a nodule mask or box for at least one view",
+              caption_justify="left")
+    t.add_column("cohort / center", justify="left", overflow="fold", max_width=28)
+    for col in ("n", "LNM+", "labelled", "prev.", "US 1", "US 2", "cyto", "ROI"):
+        t.add_column(col, justify="right", no_wrap=True)
+    current = None
     for r in s.itertuples():
+        if r.cohort != current and r.cohort != "(all)":
+            t.add_row(f"[bold]{r.cohort}[/]")
+            current = r.cohort
+        name = f"  {r.center}" if r.cohort != "(all)" else "all patients"
         bold = "bold" if "(all)" in (r.center, r.cohort) else ""
+        if r.center == "(all)" and r.cohort != "(all)":
+            name = f"  all {r.cohort}"
         prev = "-" if r.labelled == 0 else f"{r.prevalence:.1%}"
-        t.add_row(
-            r.cohort,
-            r.center,
-            str(r.patients),
-            f"{r.lnm_pos} / {r.labelled}",
-            prev,
-            str(r.us_1),
-            str(r.us_2),
-            str(r.cytology),
-            str(r.region),
-            style=bold,
-        )
+        t.add_row(name, str(r.patients), str(r.lnm_pos), str(r.labelled), prev, str(r.us_1), str(r.us_2),
+                  str(r.cytology), str(r.region), style=bold)
     return t
 
 

@@ -71,9 +71,17 @@ def parse_box(text: str) -> tuple[int, int, int, int]:
 
 def suggest(name: str, candidates: Iterable[str]) -> str | None:
     """Closest candidate to ``name`` (case-insensitive), or None when nothing is close."""
-    pool = {c.lower().replace("-", "_").replace(" ", "_"): c for c in candidates}
-    key = name.lower().replace("-", "_").replace(" ", "_")
+    pool = {_norm(c): c for c in candidates}
+    key = _norm(name)
     if key in pool:
         return pool[key]
     match = difflib.get_close_matches(key, list(pool), n=1, cutoff=0.6)
-    return pool[match[0]] if match else None
+    if match:
+        return pool[match[0]]
+    # one name is a word of the other: 'LNM status' <-> 'lnm'
+    hits = [orig for k, orig in pool.items() if key in k.split("_") or k in key.split("_")]
+    return hits[0] if len(hits) == 1 else None
+
+
+def _norm(text: str) -> str:
+    return "_".join(text.lower().replace("-", " ").replace("_", " ").split())

@@ -377,10 +377,10 @@ def _check_patients(df: pd.DataFrame, rows: list[_Row], out: _Collector, n_folds
         )
     elif labels and min(counts.values()) < n_folds:
         cls = min(counts, key=counts.get)  # type: ignore[arg-type]
-        out.error(
+        out.warn(
             f"the development cohort has only {counts[cls]} patient(s) with lnm={cls}; "
-            f"{n_folds}-fold cross-validation needs at least {n_folds}",
-            "add patients or use fewer folds",
+            f"{n_folds}-fold cross-validation needs at least {n_folds}, so training will refuse it",
+            "add patients or train with fewer folds",
         )
 
 

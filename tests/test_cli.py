@@ -1,0 +1,76 @@
+"""The CLI: every verb has --help; errors are one clean message with exit status 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.main import get_command
+from typer.testing import CliRunner
+
+from manifests import clean_manifest
+from radiopath.cli import app
+
+runner = CliRunner()
+VERBS = sorted(get_command(app).commands)  # type: ignore[attr-defined]
+
+
+def test_design_verbs_that_exist_are_registered() -> None:
+    assert {"synth", "validate", "demo"} <= set(VERBS)
+
+
+@pytest.mark.parametrize("verb", VERBS)
+def test_every_verb_has_help(verb: str) -> None:
+    result = runner.invoke(app, [verb, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output and len(result.output) > 200
+
+
+def test_validate_clean_manifest_exits_0_with_summary(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["validate", str(clean_manifest(tmp_path))])
+    assert result.exit_code == 0, result.output
+    assert "is valid" in result.output and "prev." in result.output and "Hospital" not in result.output
+
+
+def test_validate_reports_every_error_and_exits_2(tmp_path: Path) -> None:
+    manifest = clean_manifest(tmp_path)
+    text = manifest.read_text().replace("us/p2_1.png", "us/gone.png").replace("P004", "P003")
+    manifest.write_text(text)
+    out_csv = tmp_path / "problems.csv"
+    result = runner.invoke(app, ["validate", str(manifest), "--problems-csv", str(out_csv)])
+    assert result.exit_code == 2
+    assert "row 3 (line 4), column us_1" in result.output and "gone.png" in result.output
+    assert "duplicate patient_id 'P003'" in result.output
+    assert "Traceback" not in result.output
+    assert out_csv.read_text().count("\nerror,") == 2
+
+
+def test_synth_with_a_config_file_then_validate(tmp_path: Path) -> None:
+    cfg = tmp_path / "synth.yaml"
+    cfg.write_text("slide_um: 300\nprevalence: 0.5\n")
+    out = tmp_path / "cohort"
+    result = runner.invoke(
+        app, ["synth", "--out", str(out), "--patients", "6", "--config", str(cfg), "--workers", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert (out / "manifest.csv").exists() and "wrote 6 patients" in result.output
+    assert "slide_um: 300" in (out / "synth.yaml").read_text()
+    again = runner.invoke(app, ["synth", "--out", str(out), "--patients", "6"])
+    assert again.exit_code == 2 and "--overwrite" in again.output and "Traceback" not in again.output
+
+
+def test_bad_config_key_is_named(tmp_path: Path) -> None:
+    cfg = tmp_path / "synth.yaml"
+    cfg.write_text("slide_size: 300\n")
+    result = runner.invoke(app, ["synth", "--out", str(tmp_path / "x"), "--config", str(cfg)])
+    assert result.exit_code == 2 and "slide_size" in result.output
+
+
+@pytest.mark.slow
+def test_demo_runs_and_says_what_it_made(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--patients", "20"])
+    assert result.exit_code == 0, result.output
+    assert "Oracle AUC" in result.output and "contact_sheet" in result.output
+    assert (tmp_path / "demo" / "cohort" / "manifest.csv").exists()
+    rerun = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--patients", "20"])
+    assert "reusing" in rerun.output
