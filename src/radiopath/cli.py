@@ -142,6 +142,47 @@ def validate(
 
 @app.command()
 @_friendly
+def tile(
+    source: Annotated[
+        Path, typer.Argument(help="Manifest (.csv/.parquet), or one slide file, image or folder of patches.")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder; rerun to resume.")],
+    config: Annotated[Path | None, typer.Option(help="YAML file with any TilingConfig option.")] = None,
+    target_mpp: Annotated[float | None, typer.Option(help="µm per pixel of the tiles (default 0.5).")] = None,
+    tile_size: Annotated[int | None, typer.Option(help="Tile side in pixels (default 224).")] = None,
+    top_k: Annotated[int | None, typer.Option(help="Tiles kept per slide (default 64).")] = None,
+    mpp_table: Annotated[
+        Path | None, typer.Option(help="CSV 'slide,mpp' giving the resolution of slides without metadata.")
+    ] = None,
+    export_patches: Annotated[bool, typer.Option(help="Also write the kept tiles as PNG files.")] = False,
+    workers: Annotated[int, typer.Option(help="Slides tiled in parallel (processes).")] = 1,
+) -> None:
+    """Find the cell-bearing tiles of every slide: tile table, thumbnails, QC flags."""
+    from radiopath.slides import TilingConfig, tile_cohort
+
+    base = TilingConfig.from_yaml(config).model_dump() if config else {}
+    given = {"target_mpp": target_mpp, "tile_size": tile_size, "top_k": top_k}
+    base.update({k: v for k, v in given.items() if v is not None})
+    cfg = TilingConfig.from_dict(base, source=str(config or "options"))
+    status: dict[str, int] = {}
+
+    def report(i: int, total: int, pid: str, summary: dict[str, Any]) -> None:
+        state = "done before" if summary.get("skipped") else summary["status"]
+        status[summary["status"]] = status.get(summary["status"], 0) + 1
+        colour = {"ok": "green", "empty": "yellow", "error": "red"}[summary["status"]]
+        first = summary["message"].splitlines()[0]
+        line = f"  [{i}/{total}] {pid}: [{colour}]{state}[/] — {first}"
+        console.print(line, highlight=False, soft_wrap=True)
+
+    table = tile_cohort(
+        source, out, cfg, mpp_table=mpp_table, export_patches=export_patches, workers=workers, progress=report
+    )
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(status.items()))
+    console.print(f"[green]wrote[/] {table} ({counts}; thumbnails in {out / 'slides'})", soft_wrap=True)
+
+
+@app.command()
+@_friendly
 def demo(
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Folder for the demo's cohort and results.")

@@ -1,0 +1,280 @@
+"""Tile a whole cohort, resumably: ``radiopath tile MANIFEST --out DIR``.
+
+Output folder::
+
+    tiling.yaml                    the resolved TilingConfig
+    tiles.parquet                  every kept tile of every slide, with patient_id (written last)
+    slides.csv                     one row per slide: status, tiles, message, seconds
+    slides/<patient_id>/
+        tiles.parquet              that slide's table
+        thumbnail.png              the slide with kept tiles outlined
+        patches/                   PNGs of the kept tiles (only with export_patches)
+        summary.json               numbers and status; written last, it marks the slide done
+
+Every file is written atomically and ``summary.json`` comes last, so a crash loses at most
+the slide in progress. A rerun skips slides whose ``summary.json`` matches the current
+options and the slide file (size and modification time); the others are tiled again.
+A slide that fails (unreadable, no resolution) does not stop the others; the run ends with
+one error listing every failed slide, and ``tiles.parquet`` is only written when none failed,
+so a later stage never trusts an incomplete table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from radiopath.errors import ConfigError, RadiopathError
+from radiopath.io.atomic import atomic_path, write_text
+from radiopath.slides.config import TilingConfig
+from radiopath.slides.reader import load_mpp_table, lookup_mpp, open_slide
+from radiopath.slides.tiling import empty_table, read_tiles, tile_slide_result
+
+Progress = Callable[[int, int, str, dict[str, Any]], None]
+MANIFEST_SUFFIXES = frozenset({".csv", ".parquet", ".pq"})
+
+
+class SlideTilingError(RadiopathError):
+    """One or more slides of a cohort could not be tiled; ``failures`` maps patient id → reason."""
+
+    def __init__(self, out_dir: Path, failures: dict[str, str]) -> None:
+        self.failures = failures
+        lines = [f"{len(failures)} slide(s) could not be tiled (results so far are kept in {out_dir}):"]
+        lines += [f"  - {pid}: {msg}" for pid, msg in failures.items()]
+        lines.append("fix them and rerun the same command: finished slides are not tiled again")
+        super().__init__("\n".join(lines))
+
+
+@dataclass(frozen=True)
+class _Job:
+    patient_id: str
+    slide: str
+    folder: str
+    cfg: dict[str, Any]
+    mpp_override: float | None
+    export_patches: bool
+    fingerprint: dict[str, Any]
+
+
+def slides_of(source: Any) -> list[tuple[str, Path]]:
+    """``(patient_id, slide path)`` for a Cohort, a manifest path, a mapping, or one slide path.
+
+    Patients without a slide are left out. A path that is not a ``.csv``/``.parquet`` manifest
+    is taken as one slide (file, image or patch folder) named after its file stem.
+    """
+    from radiopath.cohort import Cohort
+
+    if isinstance(source, Mapping):
+        return [(str(k), Path(v)) for k, v in source.items()]
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if path.suffix.lower() not in MANIFEST_SUFFIXES:
+            return [(path.stem if path.is_file() else path.name, path)]
+        source = Cohort.from_manifest(path, check_files=False)
+    if isinstance(source, Cohort):
+        table = source.table
+        return [
+            (str(p), Path(s))
+            for p, s in zip(table["patient_id"], table["cytology"], strict=True)
+            if isinstance(s, str) and s
+        ]
+    raise ConfigError(f"cannot tile {type(source).__name__}: give a manifest path, a Cohort or a slide path")
+
+
+def slug(patient_id: str) -> str:
+    """A patient id as a safe folder name."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", patient_id).strip(".") or "_"
+
+
+def config_hash(cfg: TilingConfig) -> str:
+    """Hash of the options that change results (``threads`` does not)."""
+    data = cfg.model_dump(mode="json")
+    data.pop("threads", None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _fingerprint(slide: Path, cfg: TilingConfig, mpp_override: float | None, export: bool) -> dict[str, Any]:
+    if slide.is_dir():
+        files = sorted(p for p in slide.iterdir() if p.is_file())
+        stamp = [
+            len(files),
+            sum(p.stat().st_size for p in files),
+            max((p.stat().st_mtime_ns for p in files), default=0),
+        ]
+    elif slide.exists():
+        st = slide.stat()
+        stamp = [1, st.st_size, st.st_mtime_ns]
+    else:
+        stamp = [0, 0, 0]
+    return {
+        "slide": str(slide.resolve()),
+        "stamp": stamp,
+        "config": config_hash(cfg),
+        "mpp_override": mpp_override,
+        "export_patches": export,
+    }
+
+
+def _done(folder: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
+    """The slide's summary when it was finished with the same inputs, else None."""
+    try:
+        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if summary.get("fingerprint") != fingerprint or not (folder / "tiles.parquet").exists():
+        return None
+    return summary
+
+
+def tile_cohort(
+    cohort_or_manifest: Any,
+    out_dir: str | Path,
+    cfg: TilingConfig | None = None,
+    *,
+    mpp_table: str | Path | Mapping[str, float] | None = None,
+    export_patches: bool = False,
+    workers: int = 1,
+    progress: Progress | None = None,
+) -> Path:
+    """Tile every slide of a cohort into ``out_dir``; return the path of ``tiles.parquet``.
+
+    Args:
+        cohort_or_manifest: a :class:`~radiopath.cohort.Cohort`, a manifest path, a mapping
+            ``patient_id → slide``, or one slide path (see :func:`slides_of`).
+        out_dir: output folder (layout in the module docstring); reused to resume.
+        cfg: tiling options.
+        mpp_table: per-slide resolution overrides (CSV ``slide,mpp`` or a mapping).
+        export_patches: also write the kept tiles as PNGs.
+        workers: slides tiled in parallel (processes).
+        progress: called ``(done, total, patient_id, summary)`` after each slide.
+
+    Raises:
+        SlideTilingError: listing every slide that failed (the others are kept).
+    """
+    cfg = cfg or TilingConfig()
+    out_dir = Path(out_dir)
+    pairs = slides_of(cohort_or_manifest)
+    if isinstance(mpp_table, (str, Path)):
+        mpp_table = load_mpp_table(mpp_table)
+    overrides = mpp_table or {}
+    folders = {pid: out_dir / "slides" / slug(pid) for pid, _ in pairs}
+    if len(set(folders.values())) != len(folders):
+        raise ConfigError(
+            "two patient ids map to the same folder name; make patient ids differ in letters or digits"
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final = out_dir / "tiles.parquet"
+    final.unlink(missing_ok=True)  # rewritten at the end; never left stale from an older run
+    cfg.to_yaml(out_dir / "tiling.yaml")
+    jobs, summaries = [], {}
+    for pid, slide in pairs:
+        override = lookup_mpp(overrides, slide, pid)
+        fp = _fingerprint(slide, cfg, override, export_patches)
+        done = _done(folders[pid], fp)
+        if done is not None:
+            summaries[pid] = {**done, "skipped": True}
+        else:
+            jobs.append(
+                _Job(pid, str(slide), str(folders[pid]), cfg.model_dump(), override, export_patches, fp)
+            )
+    total, finished = len(pairs), len(summaries)
+    for pid, s in summaries.items():
+        if progress:
+            progress(finished, total, pid, s)
+    for summary in _run(jobs, workers):
+        summaries[summary["patient_id"]] = summary
+        finished += 1
+        if progress:
+            progress(finished, total, summary["patient_id"], summary)
+    _write_index(out_dir, pairs, summaries)
+    failures = {pid: s["message"] for pid, s in summaries.items() if s["status"] == "error"}
+    if failures:
+        raise SlideTilingError(out_dir, failures)
+    tables = []
+    for pid, _ in pairs:
+        t = pd.read_parquet(folders[pid] / "tiles.parquet")
+        t.insert(0, "patient_id", pd.array([pid] * len(t), dtype="string"))
+        tables.append(t)
+    combined = pd.concat(tables, ignore_index=True) if tables else empty_table()
+    with atomic_path(final) as tmp:
+        combined.to_parquet(tmp, index=False)
+    return final
+
+
+def _run(jobs: list[_Job], workers: int) -> Any:
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            yield _tile_one(job)
+        return
+    with ProcessPoolExecutor(max_workers=workers, initializer=cv2.setNumThreads, initargs=(1,)) as pool:
+        yield from pool.map(_tile_one, jobs)
+
+
+def _tile_one(job: _Job) -> dict[str, Any]:
+    """Tile one slide and write its files; errors the user can fix become an 'error' summary."""
+    folder = Path(job.folder)
+    cfg = TilingConfig(**job.cfg)
+    base = {"patient_id": job.patient_id, "slide": job.slide, "fingerprint": job.fingerprint}
+    try:
+        result = tile_slide_result(job.slide, cfg, job.mpp_override)
+    except RadiopathError as exc:
+        (folder / "summary.json").unlink(missing_ok=True)
+        return {**base, "status": "error", "message": str(exc), "tiles": 0}
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / "tiles.parquet") as tmp:
+        result.table.to_parquet(tmp, index=False)
+    _ok, png = cv2.imencode(".png", np.ascontiguousarray(result.thumbnail[:, :, ::-1]))
+    with atomic_path(folder / "thumbnail.png") as tmp:
+        tmp.write_bytes(png.tobytes())
+    if job.export_patches and len(result.table):
+        export_patches(job.slide, result.table, folder / "patches")
+    summary = {**base, **result.summary()}
+    write_text(folder / "summary.json", json.dumps(summary, indent=2))
+    return summary
+
+
+def export_patches(slide: str | Path, table: pd.DataFrame, folder: Path) -> list[Path]:
+    """Write the tiles of ``table`` as ``<rank>_x<x>_y<y>.png`` into ``folder`` (atomically each)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    with open_slide(slide, mpp_override=float(table["slide_mpp"].iloc[0])) as s:
+        patches = read_tiles(s, table)
+    for (rank, x, y), patch in zip(table[["rank", "x", "y"]].itertuples(index=False), patches, strict=True):
+        path = folder / f"{int(rank):04d}_x{int(x)}_y{int(y)}.png"
+        _, png = cv2.imencode(".png", np.ascontiguousarray(patch[:, :, ::-1]))
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(png.tobytes())
+        paths.append(path)
+    return paths
+
+
+def _write_index(out_dir: Path, pairs: list[tuple[str, Path]], summaries: dict[str, dict[str, Any]]) -> None:
+    rows = []
+    for pid, slide in pairs:
+        s = summaries[pid]
+        rows.append(
+            {
+                "patient_id": pid,
+                "slide": str(slide),
+                "status": s["status"],
+                "tiles": s.get("tiles", 0),
+                "grid_tiles": s.get("grid_tiles", 0),
+                "slide_mpp": s.get("slide_mpp"),
+                "mpp_source": s.get("mpp_source"),
+                "seconds": s.get("seconds"),
+                "skipped": bool(s.get("skipped", False)),
+                "message": s["message"],
+            }
+        )
+    with atomic_path(out_dir / "slides.csv") as tmp:
+        pd.DataFrame(rows).to_csv(tmp, index=False)
