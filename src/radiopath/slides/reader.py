@@ -104,8 +104,9 @@ class Slide(ABC):
         Returns the image and the level it was read from.
         """
         level = self.best_level(min(extent_w / out_w, extent_h / out_h))
-        ds = self.level_downsamples[level]
-        lw, lh = max(round(extent_w / ds), 1), max(round(extent_h / ds), 1)
+        (w0, h0), (wl, hl) = self.dimensions, self.level_dimensions[level]
+        # per-axis scale: odd-sized levels are not exact halves (2967 -> 1483 -> 741)
+        lw, lh = max(round(extent_w * wl / w0), 1), max(round(extent_h * hl / h0), 1)
         img = self.read_region(round(x), round(y), level, lw, lh)
         return resize(img, out_w, out_h), level
 
