@@ -183,6 +183,54 @@ def tile(
 
 @app.command()
 @_friendly
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="Run folder holding predictions.parquet.")],
+    n_boot: Annotated[
+        int, typer.Option("--n-boot", help="Bootstrap resamples for the confidence intervals.")
+    ] = 2000,
+    seed: Annotated[
+        int | None, typer.Option(help="Bootstrap seed (default: the run's protocol.seed).")
+    ] = None,
+    sensitivity: Annotated[
+        float, typer.Option(help="Sensitivity at which dissections spared / metastases missed are reported.")
+    ] = 0.9,
+    pair: Annotated[
+        list[str] | None,
+        typer.Option(help="Models to compare, as A:B (repeatable; default: each fusion model vs baselines)."),
+    ] = None,
+) -> None:
+    """Metrics with CIs, paired tests and clinical utility → RUN/metrics.json and RUN/tables/*.csv."""
+    from radiopath.evaluate import evaluate_run
+    from radiopath.evaluate.console import print_evaluation
+
+    pairs = None
+    if pair:
+        bad = [p for p in pair if p.count(":") != 1]
+        if bad:
+            raise typer.BadParameter(f"--pair takes MODEL_A:MODEL_B, got {bad}")
+        pairs = [tuple(p.split(":")) for p in pair]
+    ev = evaluate_run(run, n_boot=n_boot, seed=seed, sensitivity=sensitivity, pairs=pairs)  # type: ignore[arg-type]
+    print_evaluation(console, ev)
+    console.print(f"[green]wrote[/] {run / 'metrics.json'} and {run / 'tables'}/")
+
+
+@app.command()
+@_friendly
+def report(
+    run: Annotated[Path, typer.Argument(help="Run folder holding predictions.parquet.")],
+    n_boot: Annotated[
+        int, typer.Option("--n-boot", help="Bootstrap resamples, when the run needs (re-)evaluating.")
+    ] = 2000,
+) -> None:
+    """Write RUN/report.html: one self-contained study report (evaluates first if needed)."""
+    from radiopath.report import write_report
+
+    path = write_report(run, n_boot=n_boot)
+    console.print(f"[green]wrote[/] {path}")
+
+
+@app.command()
+@_friendly
 def demo(
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Folder for the demo's cohort and results.")

@@ -82,8 +82,14 @@ def run_demo(
         "truth": out / "cohort" / "truth.csv",
         "contact_sheet": out / "cohort" / "contact_sheet.png",
     }
+    from radiopath.report.finish import evaluate_and_report, latest_run
+
+    run = latest_run(out)  # the training stage's run folder, once the demo trains one
+    if run is not None:
+        made.update(evaluate_and_report(run, console))
     console.print("[bold]made:[/]")
     for name, path in made.items():
         console.print(f"  {name:<14} {path}")
-    console.print("[dim]Training, evaluation and the report arrive with the model and report stages.[/]")
+    if run is None:
+        console.print("[dim]Training, evaluation and the report arrive with the model and report stages.[/]")
     return made

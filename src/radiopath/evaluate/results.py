@@ -1,0 +1,207 @@
+"""The results of an evaluation and their file forms: ``metrics.json`` and ``tables/*.csv``.
+
+:class:`Evaluation` holds every table :func:`~radiopath.evaluate.evaluate_run` computes;
+``to_json``/``from_json`` round-trip it through ``metrics.json`` (NaN written as ``null``), and
+:func:`load_evaluation` returns it only while it still describes the run's current
+``predictions.parquet`` (checked by SHA-256), so a report never shows stale numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from radiopath.evaluate._checks import EvaluationError
+from radiopath.evaluate.metrics import METRIC_LABELS
+from radiopath.io.atomic import atomic_dir, write_text
+
+SCHEMA_VERSION = 1
+TABLES: tuple[str, ...] = (
+    "table_main",
+    "metrics",
+    "confusion",
+    "comparisons",
+    "clinical_utility",
+    "decision_curves",
+    "cohort_flow",
+)
+
+
+@dataclass
+class Evaluation:
+    """All results of one evaluation; ``to_json``/``from_json`` round-trip through ``metrics.json``."""
+
+    run: Path
+    settings: dict[str, Any]
+    models: list[str]
+    thresholds: dict[str, float]
+    cohorts: list[dict[str, Any]]
+    metrics: pd.DataFrame
+    confusion: pd.DataFrame
+    comparisons: pd.DataFrame
+    clinical_utility: pd.DataFrame
+    decision_curves: pd.DataFrame
+    cohort_flow: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+    predictions_sha256: str = ""
+    created: str = ""
+
+    def metric(self, model: str, cohort: str, metric: str) -> pd.Series:
+        """The row of ``metrics`` for one model, cohort key and metric (value, ci_low, ci_high, …)."""
+        m = self.metrics
+        rows = m[(m["model"] == model) & (m["cohort"] == cohort) & (m["metric"] == metric)]
+        if rows.empty:
+            raise KeyError(f"no {metric!r} for model {model!r} on cohort {cohort!r}")
+        return rows.iloc[0]
+
+    def main_table(self, digits: int = 3) -> pd.DataFrame:
+        """The paper's table: one row per model × main cohort, each metric as "value (low–high)"."""
+        m = self.metrics[self.metrics["scope"] == "main"]
+        rows = []
+        for (cohort_label, model), sub in m.groupby(["cohort_label", "model"], sort=False):
+            first = sub.iloc[0]
+            row = {
+                "cohort": cohort_label,
+                "model": model,
+                "n": int(first["n"]),
+                "events": int(first["n_pos"]),
+            }
+            for r in sub.itertuples():
+                row[METRIC_LABELS[r.metric]] = format_ci(r.value, r.ci_low, r.ci_high, digits)
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {
+            "table_main": self.main_table(),
+            "metrics": self.metrics,
+            "confusion": self.confusion,
+            "comparisons": self.comparisons,
+            "clinical_utility": self.clinical_utility,
+            "decision_curves": self.decision_curves,
+            "cohort_flow": self.cohort_flow,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "created": self.created,
+            "run": str(self.run),
+            "predictions_sha256": self.predictions_sha256,
+            "settings": self.settings,
+            "models": self.models,
+            "thresholds": self.thresholds,
+            "cohorts": self.cohorts,
+            "metrics": _records(self.metrics),
+            "confusion": _records(self.confusion),
+            "comparisons": _records(self.comparisons),
+            "clinical_utility": _records(self.clinical_utility),
+            "decision_curves": _records(self.decision_curves),
+            "cohort_flow": _records(self.cohort_flow),
+            "notes": self.notes,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(_jsonable(self.to_dict()), indent=1, allow_nan=False)
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> Evaluation:
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise EvaluationError(
+                f"{path}: cannot read metrics ({exc}); rerun `radiopath evaluate`"
+            ) from None
+        if d.get("schema_version") != SCHEMA_VERSION:
+            raise EvaluationError(f"{path}: written by another radiopath version; rerun `radiopath evaluate`")
+
+        def frame(key: str) -> pd.DataFrame:
+            return pd.DataFrame.from_records(d.get(key) or []).fillna(value=np.nan)
+
+        return cls(
+            run=path.parent,
+            settings=d["settings"],
+            models=d["models"],
+            thresholds=d["thresholds"],
+            cohorts=d["cohorts"],
+            metrics=frame("metrics"),
+            confusion=frame("confusion"),
+            comparisons=frame("comparisons"),
+            clinical_utility=frame("clinical_utility"),
+            decision_curves=frame("decision_curves"),
+            cohort_flow=frame("cohort_flow"),
+            notes=d.get("notes", []),
+            predictions_sha256=d.get("predictions_sha256", ""),
+            created=d.get("created", ""),
+        )
+
+
+def format_ci(value: float, low: float, high: float, digits: int = 3) -> str:
+    """``0.891 (0.862–0.915)``; ``–`` for an undefined value; no interval when it is missing."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if low is None or high is None or math.isnan(low) or math.isnan(high):
+        return f"{value:.{digits}f}"
+    return f"{value:.{digits}f} ({low:.{digits}f}–{high:.{digits}f})"
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating, float)):
+        return None if not np.isfinite(obj) else float(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    if obj is pd.NA:
+        return None
+    return obj
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    return [_jsonable(r) for r in df.to_dict(orient="records")]
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_evaluation(ev: Evaluation) -> Path:
+    """Write ``tables/`` (as one folder, atomically) and then ``metrics.json``; returns the JSON path."""
+    with atomic_dir(ev.run / "tables", overwrite=True) as tmp:
+        for name, table in ev.tables().items():
+            table.to_csv(tmp / f"{name}.csv", index=False, float_format="%.6g")
+    path = ev.run / "metrics.json"
+    write_text(path, ev.to_json())
+    return path
+
+
+def load_evaluation(run: str | Path) -> Evaluation | None:
+    """The evaluation in ``RUN/metrics.json`` if it matches the current predictions, else None."""
+    run = Path(run)
+    path = run / "metrics.json"
+    pred = run / "predictions.parquet"
+    if not path.is_file() or not pred.is_file():
+        return None
+    try:
+        ev = Evaluation.from_json(path)
+    except EvaluationError:
+        return None
+    return ev if ev.predictions_sha256 == file_sha256(pred) else None
