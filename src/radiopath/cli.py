@@ -120,6 +120,11 @@ def validate(
     check_files: Annotated[bool, typer.Option(help="Decode every image and open every slide.")] = True,
     folds: Annotated[int, typer.Option(help="Cross-validation folds the cohort must support.")] = 5,
     problems_csv: Annotated[Path | None, typer.Option(help="Also write every problem to this CSV.")] = None,
+    preview: Annotated[
+        Path | None,
+        typer.Option(help="Write before/after contact sheets of the ultrasound preprocessing here."),
+    ] = None,
+    preview_patients: Annotated[int, typer.Option(help="Patients in the preview, spread over centers.")] = 12,
 ) -> None:
     """Check a manifest and report every problem at once (exit 2 on any error, 0 when clean)."""
     from radiopath.cohort import validate_manifest
@@ -136,8 +141,24 @@ def validate(
     n_err, n_warn = len(report.errors), len(report.warnings)
     if n_err:
         console.print(f"[bold red]{n_err} error(s)[/], {n_warn} warning(s) in {manifest}", soft_wrap=True)
+        if preview is not None:
+            console.print("preview not written: fix the errors first", soft_wrap=True)
         raise typer.Exit(code=2)
     console.print(f"[bold green]ok[/]: {manifest} is valid ({n_warn} warning(s))", soft_wrap=True)
+    if preview is not None:
+        _write_us_preview(report.table, preview, preview_patients)
+
+
+def _write_us_preview(table: Any, out: Path, patients: int) -> None:
+    from radiopath.ultrasound.preview import write_preview
+
+    result = write_preview(table, out, patients=patients)
+    console.print(
+        f"preview: {result.views} view(s), {result.marks_removed} with marks removed, "
+        f"{result.no_scan_area} without a scan area, {result.errors} unreadable\n"
+        f"  sheet  {result.sheet}\n  table  {result.table}",
+        soft_wrap=True,
+    )
 
 
 @app.command()
