@@ -129,3 +129,24 @@ def test_cli_evaluate_and_clean_error(sim_run: Path, tmp_path: Path) -> None:
     assert "fusion_late" in result.output and (run / "tables" / "comparisons.csv").is_file()
     bad = CliRunner().invoke(app, ["evaluate", str(tmp_path / "missing")])
     assert bad.exit_code == 2 and "radiopath train" in bad.output and "Traceback" not in bad.output
+
+
+def test_development_only_run_has_no_external_rows_and_figures_still_build(tmp_path: Path) -> None:
+    from radiopath.evaluate import figures as F
+    from radiopath.evaluate.predictions import load_predictions
+    from radiopath.evaluate.simulate import SimulatedRun, simulate_run
+
+    run = simulate_run(tmp_path / "dev_only", SimulatedRun(seed=1, external={}, gallery=False))
+    ev = evaluate_run(run, n_boot=30, write=False)
+    assert set(ev.metrics["cohort"]) == {"internal", "internal/Center A", "internal/Center B"}
+    assert set(ev.comparisons["cohort"]) == {"internal"}
+    df = load_predictions(run)
+    for fig in (
+        F.roc_figure(ev, df, 20),
+        F.calibration_figure(ev, df),
+        F.decision_figure(ev),
+        F.utility_figure(ev),
+        F.forest_figure(ev),
+        F.confusion_figure(ev),
+    ):
+        assert len(fig.axes) >= 1

@@ -291,7 +291,8 @@ def _key_results(ev: Evaluation) -> list[str]:
             parts.append(
                 f"AUC {format_ci(r['value'], r['ci_low'], r['ci_high'])} {label} (n = {int(r['n'])})"
             )
-    sentences = [f"Best model {best}: " + "; ".join(parts) + "."]
+    who = ("Fusion model" if not fusion.empty else "Model") + " with the highest internal AUC"
+    sentences = [f"{who}, {best}: " + "; ".join(parts) + "."]
     comp = ev.comparisons
     if not comp.empty:
         for r in comp[comp["model_a"] == best].itertuples():
