@@ -44,3 +44,17 @@ def test_atomic_dir_refuses_a_non_empty_folder_and_cleans_up_on_error(tmp_path: 
     with atomic_dir(out, overwrite=True) as tmp:
         (tmp / "fresh.txt").write_text("ok")
     assert sorted(p.name for p in out.iterdir()) == ["fresh.txt"]
+
+
+def test_results_get_normal_permissions_not_private_temp_ones(tmp_path: Path) -> None:
+    import os
+
+    old = os.umask(0o022)
+    try:
+        write_text(tmp_path / "report.html", "<html></html>")
+        with atomic_dir(tmp_path / "figures") as tmp:
+            (tmp / "roc.png").write_bytes(b"png")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "report.html").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "figures").stat().st_mode & 0o777 == 0o755
