@@ -10,7 +10,7 @@ Both cover the same grid (tiles of 224 px at 0.5 µm/px), run in the same proces
 files (read once beforehand so the page cache is warm for both), and report grid tiles
 assessed per second. Run::
 
-    .venv/bin/python benchmarks/bench_tiling.py              # 6 slides of 1 mm and 6 of 3 mm
+    .venv/bin/python benchmarks/bench_tiling.py              # 6 slides of 1 mm and 6 of 2.5 mm
     .venv/bin/python benchmarks/bench_tiling.py --sizes 1000 --patients 12
 """
 
@@ -81,7 +81,7 @@ def bench(slides: list[Path], cfg: TilingConfig) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", type=float, nargs="+", default=[1000.0, 3000.0], help="slide sides, µm")
+    ap.add_argument("--sizes", type=float, nargs="+", default=[1000.0, 2500.0], help="slide sides, µm")
     ap.add_argument("--patients", type=int, default=6, help="slides per cohort")
     ap.add_argument("--top-k", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
