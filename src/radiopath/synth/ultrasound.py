@@ -273,7 +273,12 @@ class MarkedView:
     marks: np.ndarray  # (H, W) bool, True where a mark changed the pixel
 
 
-def draw_marks(image: np.ndarray, nodule_mask: np.ndarray, rng: np.random.Generator) -> MarkedView:
+def draw_marks(
+    image: np.ndarray,
+    nodule_mask: np.ndarray,
+    rng: np.random.Generator,
+    colour: tuple[int, int, int] | None = None,
+) -> MarkedView:
     """Burn a radiologist's measurement into ``image``, as scanners do on exported screenshots.
 
     Draws caliper crosses ('+', 1 px arms) at both ends of the nodule's widest horizontal
@@ -287,13 +292,15 @@ def draw_marks(image: np.ndarray, nodule_mask: np.ndarray, rng: np.random.Genera
         image: screenshot from :func:`render_view` (not modified).
         nodule_mask: ``(H, W)`` mask of the nodule in screenshot pixels (non-zero inside).
         rng: the marks' own random stream.
+        colour: RGB of the marks; drawn from :data:`MARK_COLOURS` when None.
     """
     out = image.copy()
     ys, xs = np.nonzero(nodule_mask)
     if len(ys) == 0:
         return MarkedView(out, np.zeros(image.shape[:2], bool))
-    probs = np.array([p for _, p in MARK_COLOURS])
-    colour = MARK_COLOURS[int(rng.choice(len(MARK_COLOURS), p=probs / probs.sum()))][0]
+    if colour is None:
+        probs = np.array([p for _, p in MARK_COLOURS])
+        colour = MARK_COLOURS[int(rng.choice(len(MARK_COLOURS), p=probs / probs.sum()))][0]
     arm = int(rng.integers(4, 7))
     # D1: the widest row of the nodule
     rows, counts = np.unique(ys, return_counts=True)

@@ -236,7 +236,8 @@ def _dotted_segment(
 
 
 def _text(gray: np.ndarray, cfg: MarksConfig) -> tuple[np.ndarray, list[Box]]:
-    """Lines of text: at least four vertical glyph stems standing on one baseline.
+    """Lines of text: at least four vertical glyph stems standing on one baseline (and the
+    next line of the same block, just below it, which needs two).
 
     Anti-aliased glyphs are dimmer than calipers, so stems are looked for with the lower
     ``text_min``/``text_contrast``; what keeps speckle out is the geometry: stems of one
@@ -267,7 +268,7 @@ def _text(gray: np.ndarray, cfg: MarksConfig) -> tuple[np.ndarray, list[Box]]:
     seeds = link & uniform[:, None] & uniform[None, :]
     groups = []
     for members in _components(seeds):
-        if len(members) < 3 or not uniform[members[0]]:
+        if len(members) < 2 or not uniform[members[0]]:
             continue
         grown = set(members.tolist())
         while True:
@@ -279,12 +280,38 @@ def _text(gray: np.ndarray, cfg: MarksConfig) -> tuple[np.ndarray, list[Box]]:
     glyph_pixels = (gray >= cfg.text_min) & (
         cv2.morphologyEx(gray, cv2.MORPH_TOPHAT, np.ones((5, 5), np.uint8)) >= cfg.text_contrast
     )
-    for members in groups:
-        if len(members) < 4:
+    lines = [(m, float(x[m].min()), float(x[m].max())) for m in groups if len(m) >= 4]
+    # measurements come in left-aligned blocks: the line right below a found line, over the
+    # same columns, needs only two stems on a common baseline, and spans the found line's width
+    used = np.zeros(len(ok), bool)
+    for m, _, _ in lines:
+        used[m] = True
+    for members, left, right in list(lines):  # from lines found on their own only: no chains
+        cap = float(bottom[members].max() - top[members].min())
+        base = float(np.median(bottom[members]))
+        gap = bottom - base
+        near = ~used & (gap >= 0.8 * cap) & (gap <= 2.2 * cap) & (x >= left - cap) & (x <= right + 2 * cap)
+        idx = np.flatnonzero(near)
+        if len(idx) < 2:
             continue
+        best = max((idx[np.abs(bottom[idx] - bottom[i]) <= 1] for i in idx), key=len)
+        if len(best) >= 2:
+            lines.append((best, min(left, float(x[best].min())), max(right, float(x[best].max()))))
+            used[best] = True
+    # lines of one block share their width (a line's first glyphs may have no vertical stem)
+    spans = [[left, right] for _, left, right in lines]
+    for i, (a, _, _) in enumerate(lines):
+        for j, (b, _, _) in enumerate(lines):
+            cap = float(bottom[a].max() - top[a].min())
+            step = float(np.median(bottom[b]) - np.median(bottom[a]))
+            overlap = min(spans[i][1], spans[j][1]) - max(spans[i][0], spans[j][0])
+            if 0.8 * cap <= step <= 2.2 * cap and overlap > 0:
+                lo, hi = min(spans[i][0], spans[j][0]), max(spans[i][1], spans[j][1])
+                spans[i] = spans[j] = [lo, hi]
+    for (members, _, _), (left, right) in zip(lines, spans, strict=True):
         cap = int(bottom[members].max() - top[members].min())
-        x0 = max(int(x[members].min()) - cap, 0)
-        x1 = min(int(x[members].max()) + cap + 1, w)
+        x0 = max(int(left) - cap, 0)
+        x1 = min(int(right) + cap + 1, w)
         y0 = max(int(top[members].min()) - 2, 0)
         y1 = min(int(bottom[members].max()) + 2, h)
         glyphs = glyph_pixels[y0:y1, x0:x1]

@@ -30,7 +30,8 @@ class Region:
         crop: ``x0, y0, x1, y1`` of the square in image pixels (may extend past the image).
         nodule: the nodule's bounding box, or None when the scan area was used.
         source: ``"mask"``, ``"box"`` or ``"scan"``.
-        flags: notes such as ``empty_mask``, ``box_outside_image``, ``region_outside_scan``.
+        flags: notes such as ``empty_mask``, ``box_outside_image``, ``box_clipped`` and
+            ``region_outside_scan`` (less than half of the nodule's box lies in the scan area).
     """
 
     crop: Box
@@ -127,7 +128,8 @@ def choose_region(
         cx, cy = (sx0 + sx1) / 2.0, (sy0 + sy1) / 2.0
     else:
         nx0, ny0, nx1, ny1 = nodule
-        if nx1 <= sx0 or nx0 >= sx1 or ny1 <= sy0 or ny0 >= sy1:
+        inside = max(0, min(nx1, sx1) - max(nx0, sx0)) * max(0, min(ny1, sy1) - max(ny0, sy0))
+        if inside < 0.5 * (nx1 - nx0) * (ny1 - ny0):  # drawn on chrome, or a mask of another image
             flags.append("region_outside_scan")
         cx, cy, fside = square_around(nodule, margin, min_side)
         side = int(np.ceil(fside))
