@@ -174,7 +174,7 @@ def find_marks(
                 dotted += 1
     text_mask, text_boxes = _text(bright, cfg)
     marks |= text_mask
-    thin_colour = _thin(colour)
+    thin_colour = _thin(colour, cfg.line_length)
     marks |= thin_colour
     if cfg.grow:
         k = np.ones((2 * cfg.grow + 1,) * 2, np.uint8)
@@ -341,15 +341,17 @@ def _components(adjacency: np.ndarray) -> list[np.ndarray]:
     return [np.flatnonzero(labels == k) for k in range(n)]
 
 
-def _thin(colour: np.ndarray) -> np.ndarray:
-    """Coloured components that are mostly thin strokes (an opening with a 3×3 square erases them)."""
+def _thin(colour: np.ndarray, length: int) -> np.ndarray:
+    """Coloured components that are mostly thin strokes (an opening with a 3×3 square erases
+    them) at least ``length`` px long: a speck of Doppler noise is not a mark."""
     c = colour.astype(np.uint8)
     if not c.any():
         return colour.copy()
     n, lab, stats, _ = cv2.connectedComponentsWithStats(c, connectivity=8)
     opened = cv2.morphologyEx(c, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     kept = np.bincount(lab[opened > 0], minlength=n)
-    thin = kept < 0.2 * stats[:, cv2.CC_STAT_AREA]
+    extent = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
+    thin = (kept < 0.2 * stats[:, cv2.CC_STAT_AREA]) & (extent >= length)
     thin[0] = False
     return thin[lab]
 
