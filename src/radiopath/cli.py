@@ -204,6 +204,71 @@ def tile(
 
 @app.command()
 @_friendly
+def train(
+    manifest: Annotated[Path, typer.Argument(help="Validated manifest (.csv or .parquet).")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Run folder to create (or to continue with --resume).")
+    ],
+    config: Annotated[
+        Path | None, typer.Option(help="YAML with any RunConfig option (see RUN/config.yaml).")
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="Continue a killed run in OUT where it stopped.")] = False,
+    fast: Annotated[
+        bool, typer.Option(help="Start from the demo's fast profile (small inputs, 16 tiles).")
+    ] = False,
+    backbone: Annotated[str | None, typer.Option(help="resnet18|34|50|101|152 or timm:<name>.")] = None,
+    weights: Annotated[str | None, typer.Option(help="none | imagenet | PATH to .safetensors/.pth.")] = None,
+    mode: Annotated[str | None, typer.Option(help="features (frozen backbone, cached) or finetune.")] = None,
+    models: Annotated[
+        str | None, typer.Option(help="Comma list, e.g. ultrasound,cytology,fusion_concat.")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Maximum epochs per fold.")] = None,
+    folds: Annotated[int | None, typer.Option(help="Cross-validation folds.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for folds, initialisation and shuffles.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda.")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="Feature cache folder.")] = None,
+) -> None:
+    """Run the study protocol (5-fold CV, frozen threshold, external ensemble) for every model."""
+    from radiopath.train.config import RunConfig, fast_profile
+    from radiopath.train.run import train_run
+
+    base = fast_profile() if fast else RunConfig()
+    data = RunConfig.from_yaml(config).model_dump() if config else base.model_dump()
+    overrides = {
+        ("model", "backbone"): backbone,
+        ("model", "weights"): weights,
+        ("train", "mode"): mode,
+        ("model", "models"): models.split(",") if models else None,
+        ("train", "epochs"): epochs,
+        ("protocol", "n_folds"): folds,
+        ("protocol", "seed"): seed,
+        ("train", "device"): device,
+    }
+    for (section, key), value in overrides.items():
+        if value is not None:
+            data[section][key] = value
+    if cache_dir is not None:
+        data["cache_dir"] = str(cache_dir)
+    cfg = (
+        None
+        if (resume and config is None and not any(v is not None for v in overrides.values()))
+        else RunConfig.from_dict(data, source=str(config or "options"))
+    )
+    from radiopath.demo import train_with_progress
+
+    result = (
+        train_with_progress(manifest, out, cfg, resume, console)
+        if cfg is not None
+        else train_run(manifest, out, None, resume=True, say=console.print)
+    )
+    console.print(
+        f"[green]done[/] in {result.seconds:.0f} s: {out}/predictions.parquet "
+        f"({result.predictions['model'].nunique()} models); next: radiopath evaluate {out}"
+    )
+
+
+@app.command()
+@_friendly
 def evaluate(
     run: Annotated[Path, typer.Argument(help="Run folder holding predictions.parquet.")],
     n_boot: Annotated[

@@ -17,11 +17,13 @@ from typing import IO, Any
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
+def atomic_path(path: str | Path, suffix: str | None = None, durable: bool = True) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; move it onto ``path`` only on success.
 
     Use this for writers that want a file name (``df.to_parquet(tmp)``, ``tifffile``).
     The temporary name keeps the same suffix, so format-sniffing writers still work.
+    ``durable=False`` skips the fsync: the rename is still atomic for a killed process, but
+    an operating-system crash may lose the latest version (fine for per-epoch checkpoints).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -31,7 +33,8 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
-        _fsync_file(tmp)
+        if durable:
+            _fsync_file(tmp)
         if tmp.exists():
             os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are for colleagues too
         os.replace(tmp, path)
@@ -41,17 +44,17 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | Path, mode: str = "w", **kwargs: Any) -> Iterator[IO[Any]]:
+def atomic_open(path: str | Path, mode: str = "w", durable: bool = True, **kwargs: Any) -> Iterator[IO[Any]]:
     """Open a temporary file for writing; it replaces ``path`` only when the block succeeds."""
     if "r" in mode or "a" in mode:
         raise ValueError(f"atomic_open writes whole files; mode {mode!r} is not allowed")
-    with atomic_path(path) as tmp, open(tmp, mode, **kwargs) as fh:
+    with atomic_path(path, durable=durable) as tmp, open(tmp, mode, **kwargs) as fh:
         yield fh
 
 
-def write_text(path: str | Path, text: str) -> None:
+def write_text(path: str | Path, text: str, durable: bool = True) -> None:
     """Write ``text`` to ``path`` atomically (UTF-8)."""
-    with atomic_open(path, "w", encoding="utf-8") as fh:
+    with atomic_open(path, "w", durable=durable, encoding="utf-8") as fh:
         fh.write(text)
 
 

@@ -1,0 +1,1 @@
+"""Training: feature cache, one-fold loop, the cross-validation + external protocol, runs."""

@@ -1,0 +1,305 @@
+"""Train one model on one fold: class-weighted BCE, AdamW, cosine schedule, early stopping.
+
+Early stopping watches the loss on an inner validation split carved out of the training
+folds (never the held-out fold). Every epoch is reproducible on its own — the shuffle and
+the dropout RNG are seeded from ``(seed, epoch)`` — so a run resumed from the checkpoint of
+epoch *e* continues exactly as the uninterrupted run would have, and ends with the same
+weights. Checkpoints (model, optimizer, early-stopping state) are written atomically every
+``checkpoint_every`` epochs with safetensors.
+
+Under ``torchrun`` the loop is data-parallel (DDP): each global batch is split across ranks
+and the loss is scaled so that the averaged gradient equals the single-process gradient.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+from sklearn.metrics import roc_auc_score
+from torch import nn
+
+from radiopath.config import StrictModel
+from radiopath.io.atomic import atomic_path
+from radiopath.models.model import RadiopathModel
+from radiopath.train import distributed as dist
+from radiopath.train.data import PatientInputs
+from radiopath.train.device import ComputePlan, seeded, threads
+
+Augment = Callable[[dict[str, torch.Tensor], np.random.Generator], dict[str, torch.Tensor]]
+
+
+class TrainConfig(StrictModel):
+    """How heads (features mode) or whole networks (finetune mode) are trained."""
+
+    mode: Literal["features", "finetune"] = "features"
+    epochs: int = Field(80, ge=1)
+    batch_size: int = Field(32, ge=2)
+    lr: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(0.05, ge=0)
+    patience: int = Field(15, ge=1, description="epochs without validation improvement before stopping")
+    min_epochs: int = Field(10, ge=0)
+    class_weighted: bool = Field(True, description="weight positives by n_negative / n_positive")
+    inner_val_fraction: float = Field(
+        0.2, gt=0, lt=0.5, description="share of training patients for early stopping"
+    )
+    checkpoint_every: int = Field(1, ge=1)
+    device: str = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    channels_last: bool = True
+    compile: bool = Field(False, description="torch.compile the backbone for feature extraction")
+    extract_batch_size: int = Field(32, ge=1)
+
+
+@dataclass
+class FoldResult:
+    """Outcome of training one model on one fold."""
+
+    best_epoch: int
+    best_val_loss: float
+    epochs_run: int
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _loss_fn(logits: torch.Tensor, target: torch.Tensor, pos_weight: float, denom: float) -> torch.Tensor:
+    loss = nn.functional.binary_cross_entropy_with_logits(
+        logits.float(), target, pos_weight=torch.tensor(pos_weight, device=logits.device), reduction="sum"
+    )
+    return loss / denom
+
+
+def train_fold(
+    model: RadiopathModel,
+    inputs: PatientInputs,
+    train_idx: np.ndarray,
+    val_idx: np.ndarray,
+    cfg: TrainConfig,
+    seed: int,
+    compute: ComputePlan,
+    ckpt_dir: Path | None = None,
+    augment: Augment | None = None,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+) -> FoldResult:
+    """Train ``model`` in place on ``train_idx``, early-stop on ``val_idx``; load the best weights.
+
+    Resumes from ``ckpt_dir`` when it holds an unfinished run of the same fold.
+    """
+    with threads(1 if len(model.backbones) == 0 and compute.device.type == "cpu" else None):
+        return _train_fold(model, inputs, train_idx, val_idx, cfg, seed, compute, ckpt_dir, augment, on_epoch)
+
+
+def _train_fold(
+    model: RadiopathModel,
+    inputs: PatientInputs,
+    train_idx: np.ndarray,
+    val_idx: np.ndarray,
+    cfg: TrainConfig,
+    seed: int,
+    compute: ComputePlan,
+    ckpt_dir: Path | None,
+    augment: Augment | None,
+    on_epoch: Callable[[int, dict[str, float]], None] | None,
+) -> FoldResult:
+    device = compute.device
+    mods = list(model.spec.modalities)
+    y_train = inputs.label[train_idx]
+    n_pos, n_neg = float((y_train == 1).sum()), float((y_train == 0).sum())
+    pos_weight = n_neg / max(n_pos, 1.0) if cfg.class_weighted else 1.0
+    model.to(device)
+    model.fit_input_stats(inputs.batch(train_idx, mods, device))
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    ddp_model = dist.wrap(model)
+    state = _State()
+    if ckpt_dir is not None and has_checkpoint(ckpt_dir):
+        state = _resume(ckpt_dir, model, opt)
+        if state.done:
+            return state.result()
+    world, rank = dist.world_size(), dist.rank()
+    val_batch = inputs.batch(val_idx, mods, device)
+    for epoch in range(state.epoch + 1, cfg.epochs):
+        lr = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * epoch / cfg.epochs))
+        for group in opt.param_groups:
+            group["lr"] = lr
+        rng = np.random.default_rng([seed, epoch])
+        order = rng.permutation(train_idx)
+        model.train()
+        total = 0.0
+        with seeded(seed * 100_003 + epoch * 7 + rank):
+            for start in range(0, len(order), cfg.batch_size):
+                global_batch = order[start : start + cfg.batch_size]
+                if len(global_batch) < 2:
+                    continue
+                mine = global_batch[rank::world]
+                batch = inputs.batch(mine, mods, device)
+                if augment is not None:
+                    batch = augment(batch, rng)
+                with compute.autocast():
+                    logits = ddp_model(batch)
+                loss = _loss_fn(logits, batch["label"], pos_weight, len(global_batch) / world)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(global_batch) / world
+        val_loss, val_auc = _validate(model, val_batch, pos_weight, compute)
+        record = {
+            "epoch": epoch,
+            "lr": lr,
+            "train_loss": total / max(len(order), 1),
+            "val_loss": val_loss,
+            "val_auc": val_auc,
+        }
+        state.history.append(record)
+        if val_loss < state.best_val_loss - 1e-6:
+            state.best_val_loss, state.best_epoch = val_loss, epoch
+            state.best = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            state.bad_epochs = 0
+        else:
+            state.bad_epochs += 1
+        state.epoch = epoch
+        stop = epoch + 1 >= cfg.min_epochs and state.bad_epochs >= cfg.patience
+        if on_epoch is not None:
+            on_epoch(epoch, record)
+        if ckpt_dir is not None and (stop or epoch % cfg.checkpoint_every == 0 or epoch == cfg.epochs - 1):
+            _save(ckpt_dir, model, opt, state)
+        if stop:
+            break
+    if state.best is not None:
+        model.load_state_dict(state.best)
+    state.done = True
+    if ckpt_dir is not None:
+        _save(ckpt_dir, model, opt, state)
+    return state.result()
+
+
+@torch.inference_mode()
+def _validate(
+    model: RadiopathModel, batch: dict[str, torch.Tensor], pos_weight: float, compute: ComputePlan
+) -> tuple[float, float]:
+    model.eval()
+    with compute.autocast():
+        logits = model(batch).float()
+    y = batch["label"]
+    loss = float(_loss_fn(logits, y, pos_weight, float(len(y))))
+    yy = y.cpu().numpy()
+    auc = float(roc_auc_score(yy, logits.cpu().numpy())) if len(np.unique(yy)) == 2 else float("nan")
+    return loss, auc
+
+
+@torch.inference_mode()
+def predict(
+    model: RadiopathModel,
+    inputs: PatientInputs,
+    index: np.ndarray,
+    compute: ComputePlan,
+    batch_size: int = 256,
+) -> np.ndarray:
+    """Probabilities for patients ``index`` (eval mode, no modality dropout)."""
+    model.eval().to(compute.device)
+    with threads(1 if len(model.backbones) == 0 and compute.device.type == "cpu" else None):
+        return _predict(model, inputs, index, compute, batch_size)
+
+
+def _predict(model: RadiopathModel, inputs: PatientInputs, index: np.ndarray, compute: ComputePlan,
+             batch_size: int) -> np.ndarray:
+    out = []
+    for start in range(0, len(index), batch_size):
+        batch = inputs.batch(index[start : start + batch_size], list(model.spec.modalities), compute.device)
+        with compute.autocast():
+            out.append(torch.sigmoid(model(batch).float()).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+# --- checkpoint state -------------------------------------------------------------------------
+
+
+@dataclass
+class _State:
+    epoch: int = -1
+    best_epoch: int = -1
+    best_val_loss: float = float("inf")
+    bad_epochs: int = 0
+    done: bool = False
+    history: list[dict[str, float]] = field(default_factory=list)
+    best: dict[str, torch.Tensor] | None = None
+
+    def result(self) -> FoldResult:
+        return FoldResult(self.best_epoch, self.best_val_loss, self.epoch + 1, list(self.history))
+
+
+CHECKPOINT = "checkpoint.safetensors"
+
+
+def _save(ckpt_dir: Path, model: nn.Module, opt: torch.optim.Optimizer, state: _State) -> None:
+    """One atomic file per epoch: weights, optimizer and loop state (in the metadata); the
+    best weights go to ``best.safetensors`` when they improve."""
+    if dist.rank() != 0:
+        return
+    from safetensors.torch import save_file
+
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    durable = state.done  # per-epoch files skip fsync (still atomic); the final ones are durable
+    if state.best is not None and (state.best_epoch == state.epoch or state.done):
+        with atomic_path(ckpt_dir / "best.safetensors", durable=durable) as tmp:
+            save_file(_contiguous(state.best), str(tmp))
+    optim_tensors, groups = _flatten_optimizer(opt)
+    tensors = {f"model.{k}": v for k, v in _contiguous(model.state_dict()).items()}
+    tensors.update({f"optim.{k}": v for k, v in optim_tensors.items()})
+    payload = {k: v for k, v in state.__dict__.items() if k != "best"}
+    meta = {"state": json.dumps(payload, allow_nan=True), "param_groups": json.dumps(groups)}
+    with atomic_path(ckpt_dir / CHECKPOINT, durable=durable) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+
+
+def has_checkpoint(ckpt_dir: Path) -> bool:
+    return (ckpt_dir / CHECKPOINT).exists()
+
+
+def _resume(ckpt_dir: Path, model: nn.Module, opt: torch.optim.Optimizer) -> _State:
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(str(ckpt_dir / CHECKPOINT), "pt") as f:
+        meta = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no iterator
+    state = _State(**json.loads(meta["state"]))
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    if (ckpt_dir / "best.safetensors").exists():
+        state.best = load_file(str(ckpt_dir / "best.safetensors"))
+    if state.done:
+        if state.best is not None:
+            model.load_state_dict(state.best)
+    else:
+        optim = {k[6:]: v for k, v in tensors.items() if k.startswith("optim.")}
+        opt.load_state_dict(_unflatten_optimizer(optim, json.loads(meta["param_groups"])))
+    return state
+
+
+def _contiguous(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().contiguous().cpu() for k, v in sd.items()}
+
+
+def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+    sd = opt.state_dict()
+    tensors = {
+        f"{pid}.{name}": t.detach().contiguous().cpu()
+        for pid, st in sd["state"].items()
+        for name, t in st.items()
+        if torch.is_tensor(t)
+    }
+    return tensors, sd["param_groups"]
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], groups: list[dict[str, Any]]) -> dict[str, Any]:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, t in tensors.items():
+        pid, name = key.split(".", 1)
+        state.setdefault(int(pid), {})[name] = t
+    return {"state": state, "param_groups": groups}

@@ -1,0 +1,173 @@
+"""The study protocol: five-fold patient-level CV, a frozen threshold, then external validation.
+
+For every model of the study (unimodal baselines and fusion models alike):
+
+1. each development fold *k* is predicted by a model trained on the other folds (with an
+   inner validation split of those folds for early stopping) — the out-of-fold (OOF)
+   predictions are the internal validation;
+2. the decision threshold is chosen on the OOF predictions and frozen;
+3. each external patient (and any unlabelled development patient) is predicted by the
+   ensemble of the fold models (mean probability), never seen in training or tuning.
+
+All models share the same folds and the same inner splits, so their OOF predictions are
+paired patient by patient (what DeLong's paired test needs).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from pydantic import Field
+from sklearn.model_selection import StratifiedShuffleSplit
+
+from radiopath.config import StrictModel
+from radiopath.errors import ConfigError
+from radiopath.models.model import ModelSpec, RadiopathModel
+from radiopath.train.data import PatientInputs
+from radiopath.train.device import ComputePlan
+from radiopath.train.loop import Augment, TrainConfig, predict, train_fold
+from radiopath.train.threshold import choose_threshold
+
+PREDICTION_COLUMNS = [
+    "patient_id",
+    "center",
+    "cohort",
+    "model",
+    "fold",
+    "prob",
+    "label",
+    "threshold",
+    "modalities",
+    "missing_modality",
+]
+
+
+class ProtocolConfig(StrictModel):
+    """Cross-validation and threshold options."""
+
+    n_folds: int = Field(5, ge=2)
+    seed: int = Field(0, ge=0, description="drives folds, inner splits, initialisation and shuffles")
+    threshold_rule: Literal["youden", "sensitivity"] = "youden"
+    target_sensitivity: float = Field(0.9, gt=0, le=1)
+
+
+@dataclass
+class ModelOutcome:
+    """Predictions of one model and the threshold frozen for it."""
+
+    spec: ModelSpec
+    predictions: pd.DataFrame
+    threshold: float
+
+
+ModelFactory = Callable[[ModelSpec], RadiopathModel]
+Progress = Callable[[str], None]
+
+
+def stable_seed(*parts: object) -> int:
+    """A seed from any hashable parts, stable across processes and Python versions."""
+    return zlib.crc32("|".join(map(str, parts)).encode()) & 0x7FFFFFFF
+
+
+def inner_split(
+    train_idx: np.ndarray, labels: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified split of the training folds into (fit, early-stopping validation)."""
+    sss = StratifiedShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
+    fit, val = next(sss.split(np.zeros(len(train_idx)), labels[train_idx].astype(int)))
+    return train_idx[fit], train_idx[val]
+
+
+def run_model(
+    spec: ModelSpec,
+    make_model: ModelFactory,
+    inputs: PatientInputs,
+    folds: np.ndarray,
+    train: TrainConfig,
+    protocol: ProtocolConfig,
+    compute: ComputePlan,
+    run_dir: Path | None = None,
+    augment: Augment | None = None,
+    progress: Progress | None = None,
+) -> ModelOutcome:
+    """Cross-validate one model, freeze its threshold, and predict the external patients.
+
+    Args:
+        folds: per patient, 0..n_folds-1 for labelled development patients, -1 otherwise.
+        run_dir: where fold checkpoints go (``checkpoints/<model>/fold<k>``); enables resume.
+    """
+    for m in spec.modalities:
+        if m not in inputs.modalities:
+            raise ConfigError(f"model '{spec.name}' needs {m} inputs, but no patient has them")
+    # a unimodal model sees the patients with its modality; a fusion model everyone (flagged)
+    usable = np.logical_or.reduce([inputs.present(m) for m in spec.modalities if m != "clinical"])
+    labelled_dev = (folds >= 0) & usable
+    oof = np.full(len(inputs), np.nan)
+    ensemble = np.zeros(len(inputs))
+    to_ensemble = usable & (folds < 0)
+    n_folds = int(folds.max()) + 1
+    for k in range(n_folds):
+        train_idx = np.flatnonzero(labelled_dev & (folds != k))
+        test_idx = np.flatnonzero(labelled_dev & (folds == k))
+        fit_idx, val_idx = inner_split(
+            train_idx, inputs.label, train.inner_val_fraction, stable_seed(protocol.seed, "inner", k)
+        )
+        torch.manual_seed(stable_seed(protocol.seed, spec.name, k))
+        model = make_model(spec)
+        ckpt = run_dir / "checkpoints" / spec.name / f"fold{k}" if run_dir is not None else None
+        result = train_fold(
+            model,
+            inputs,
+            fit_idx,
+            val_idx,
+            train,
+            stable_seed(protocol.seed, spec.name, k, "loop"),
+            compute,
+            ckpt,
+            augment,
+        )
+        oof[test_idx] = predict(model, inputs, test_idx, compute)
+        if to_ensemble.any():
+            ensemble[to_ensemble] += predict(model, inputs, np.flatnonzero(to_ensemble), compute) / n_folds
+        if progress:
+            progress(
+                f"{spec.name} fold {k + 1}/{n_folds}: best epoch {result.best_epoch + 1}, "
+                f"val loss {result.best_val_loss:.3f}"
+            )
+    threshold = choose_threshold(
+        inputs.label[labelled_dev], oof[labelled_dev], protocol.threshold_rule, protocol.target_sensitivity
+    )
+    present = {m: inputs.present(m) for m in spec.modalities}
+    missing = ~np.logical_and.reduce([present[m] for m in spec.modalities])
+    seen = np.asarray(
+        ["+".join(m for m in spec.modalities if present[m][i]) for i in range(len(inputs))], object
+    )
+    rows = []
+    for idx, fold_of, prob in (
+        (np.flatnonzero(labelled_dev), folds, oof),
+        (np.flatnonzero(to_ensemble), None, ensemble),
+    ):
+        rows.append(
+            pd.DataFrame(
+                {
+                    "patient_id": inputs.patient_id[idx],
+                    "center": inputs.center[idx],
+                    "cohort": inputs.cohort[idx],
+                    "model": spec.name,
+                    "fold": folds[idx] if fold_of is not None else -1,
+                    "prob": prob[idx],
+                    "label": inputs.label[idx],
+                    "threshold": threshold,
+                    "modalities": seen[idx],
+                    "missing_modality": missing[idx],
+                }
+            )
+        )
+    return ModelOutcome(spec, pd.concat(rows, ignore_index=True)[PREDICTION_COLUMNS], threshold)
