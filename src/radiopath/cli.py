@@ -214,7 +214,8 @@ def train(
     ] = None,
     resume: Annotated[bool, typer.Option(help="Continue a killed run in OUT where it stopped.")] = False,
     fast: Annotated[
-        bool, typer.Option(help="Start from the demo's fast profile (small inputs, 16 tiles).")
+        bool,
+        typer.Option(help="Start from the demo's fast profile (112-px inputs, 8 tiles, random weights)."),
     ] = False,
     backbone: Annotated[str | None, typer.Option(help="resnet18|34|50|101|152 or timm:<name>.")] = None,
     weights: Annotated[str | None, typer.Option(help="none | imagenet | PATH to .safetensors/.pth.")] = None,

@@ -38,6 +38,12 @@ class HeadConfig(StrictModel):
     """Sizes and regularisation of everything after the backbone."""
 
     dim: int = Field(64, ge=4, description="embedding size per modality")
+    pca_dim: int | None = Field(
+        16,
+        ge=2,
+        description="features mode: project cached features on this many principal components, "
+        "fitted on each training fold (a strong regulariser for small cohorts); None keeps all",
+    )
     dropout: float = Field(0.25, ge=0, lt=1)
     us_pooling: Literal["mean", "attention"] = "mean"
     cytology_pooling: Literal["mean", "attention"] = "attention"
@@ -85,6 +91,7 @@ class RadiopathModel(nn.Module):
         self.spec = spec
         self.head_cfg = head
         self.backbones = nn.ModuleDict(backbones or {})
+        self._pca_dims: dict[str, int] = {}
         encoders: dict[str, nn.Module] = {}
         for m in spec.modalities:
             if m not in in_dims:
@@ -93,7 +100,9 @@ class RadiopathModel(nn.Module):
                 encoders[m] = ClinicalEncoder(in_dims[m], head.dim, head.dropout)
             else:
                 pooling = head.us_pooling if m == "us" else head.cytology_pooling
-                encoders[m] = InstanceSetEncoder(in_dims[m], head.dim, pooling, head.dropout)
+                encoders[m] = InstanceSetEncoder(
+                    self._projected_dim(m, in_dims[m]), head.dim, pooling, head.dropout
+                )
         self.encoders = nn.ModuleDict(encoders)
         self.fusion = create_fusion(
             spec.fusion,
@@ -110,7 +119,18 @@ class RadiopathModel(nn.Module):
             if m not in self.backbones:
                 self.register_buffer(f"{m}_mean", torch.zeros(in_dims[m]))
                 self.register_buffer(f"{m}_std", torch.ones(in_dims[m]))
+            if m in self._pca_dims:
+                self.register_buffer(f"{m}_proj", torch.eye(in_dims[m])[:, : self._pca_dims[m]].clone())
         self.last_instance_weights: dict[str, torch.Tensor] = {}
+
+    def _projected_dim(self, m: str, dim: int) -> int:
+        """Cached image features are projected on their first ``head.pca_dim`` principal
+        components (fitted per fold); backbone outputs in finetune mode are not."""
+        k = self.head_cfg.pca_dim
+        if k and m not in self.backbones and k < dim:
+            self._pca_dims[m] = k
+            return k
+        return dim
 
     @torch.no_grad()
     def fit_input_stats(self, batch: dict[str, torch.Tensor]) -> None:
@@ -131,13 +151,31 @@ class RadiopathModel(nn.Module):
             count = (~torch.isnan(rows)).sum(0).clamp_min(1)
             std = (centered.pow(2).sum(0) / count).sqrt()
             getattr(self, f"{m}_mean").copy_(torch.nan_to_num(mean, nan=0.0))
-            getattr(self, f"{m}_std").copy_(torch.where(std > 1e-6, std, torch.ones_like(std)))
+            std = torch.where(std > 1e-6, std, torch.ones_like(std))
+            getattr(self, f"{m}_std").copy_(std)
+            if m in self._pca_dims:
+                z = torch.nan_to_num((rows - mean) / std, nan=0.0)
+                _, _, vt = torch.linalg.svd(z, full_matrices=False)
+                k = min(self._pca_dims[m], vt.shape[0])
+                proj = torch.zeros_like(getattr(self, f"{m}_proj"))
+                proj[:, :k] = vt[:k].T
+                getattr(self, f"{m}_proj").copy_(proj)
 
     def _standardise(self, m: str, x: torch.Tensor) -> torch.Tensor:
         if m in self.backbones:
             return x
         z = (x - getattr(self, f"{m}_mean")) / getattr(self, f"{m}_std")
-        return torch.nan_to_num(z, nan=0.0) if m == "clinical" else z
+        if m == "clinical":
+            return torch.nan_to_num(z, nan=0.0)
+        return z @ getattr(self, f"{m}_proj") if m in self._pca_dims else z
+
+    def _backbone_features(self, m: str, x: torch.Tensor) -> torch.Tensor:
+        """Finetune mode: (B, N, H, W, 3) uint8 images → (B, N, D) features."""
+        b, n = x.shape[:2]
+        flat = x.flatten(0, 1)
+        if flat.dtype == torch.uint8:
+            flat = _images_to_input(flat)
+        return self.backbones[m].forward_features(flat).reshape(b, n, -1)
 
     def present(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Which patients have each modality: (B,) bool per modality."""
@@ -158,11 +196,15 @@ class RadiopathModel(nn.Module):
                 continue
             x, mask = self._standardise(m, batch[m]), batch[f"{m}_mask"]
             if m in self.backbones:
-                b, n = x.shape[:2]
-                x = self.backbones[m].forward_features(x.flatten(0, 1)).view(b, n, -1)
+                x = self._backbone_features(m, x)
             emb[m], weights = self.encoders[m](x, mask & present[m].unsqueeze(1))
             self.last_instance_weights[m] = weights.detach()
         return self.fusion(emb, present)
+
+
+def _images_to_input(x: torch.Tensor) -> torch.Tensor:
+    """(N, H, W, 3) uint8 → (N, 3, H, W) float in [0, 1], channels_last (same memory, no copy)."""
+    return x.permute(0, 3, 1, 2).float().div_(255.0).contiguous(memory_format=torch.channels_last)
 
 
 def _drop_modalities(present: dict[str, torch.Tensor], p: float) -> dict[str, torch.Tensor]:

@@ -25,7 +25,6 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ import pandas as pd
 
 from radiopath.errors import ConfigError, RadiopathError
 from radiopath.io.atomic import atomic_path, write_text
+from radiopath.parallel import process_pool
 from radiopath.slides.config import TilingConfig
 from radiopath.slides.reader import load_mpp_table, lookup_mpp, open_slide
 from radiopath.slides.tiling import empty_table, read_tiles, tile_slide_result
@@ -216,7 +216,7 @@ def _run(jobs: list[_Job], workers: int) -> Any:
         for job in jobs:
             yield _tile_one(job)
         return
-    with ProcessPoolExecutor(max_workers=workers, initializer=cv2.setNumThreads, initargs=(1,)) as pool:
+    with process_pool(workers, initializer=cv2.setNumThreads, initargs=(1,)) as pool:
         yield from pool.map(_tile_one, jobs)
 
 

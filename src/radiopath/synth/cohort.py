@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ import pandas as pd
 from radiopath.errors import OutputExistsError
 from radiopath.io.atomic import atomic_dir
 from radiopath.io.tiff import write_pyramid_tiff
+from radiopath.parallel import process_pool
 from radiopath.synth.cytology import render_slide
 from radiopath.synth.latent import draw_outcomes
 from radiopath.synth.phenotype import cells_from_latent, nodule_from_latent
@@ -188,7 +188,7 @@ def _run(jobs: list[_PatientJob], workers: int, progress: Progress | None) -> li
             if progress:
                 progress(len(results), len(jobs))
         return results
-    with ProcessPoolExecutor(max_workers=n_workers) as pool:
+    with process_pool(n_workers) as pool:
         for res in pool.map(_render_patient, jobs, chunksize=2):
             results.append(res)
             if progress:

@@ -237,11 +237,12 @@ def resize_tiles(tiles: np.ndarray, size: int) -> np.ndarray:
     return np.stack([cv2.resize(t, (size, size), interpolation=cv2.INTER_AREA) for t in tiles])
 
 
-def pad_instances(
-    per_patient: list[np.ndarray | None], n_max: int, dim: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Stack variable-length (n_i, D) arrays into (P, n_max, D) plus a (P, n_max) mask."""
-    out = np.zeros((len(per_patient), n_max, dim), np.float32)
+def pad_instances(per_patient: list[np.ndarray | None], n_max: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stack variable-length (n_i, ...) arrays into (P, n_max, ...) plus a (P, n_max) mask."""
+    first = next((a for a in per_patient if a is not None and len(a)), None)
+    shape = first.shape[1:] if first is not None else (1,)
+    dtype = first.dtype if first is not None else np.float32
+    out = np.zeros((len(per_patient), n_max, *shape), dtype)
     mask = np.zeros((len(per_patient), n_max), bool)
     for i, arr in enumerate(per_patient):
         if arr is None or len(arr) == 0:

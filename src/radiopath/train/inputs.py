@@ -8,6 +8,7 @@ The fitted states are returned so the run folder and the model bundle can carry 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,11 +17,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from radiopath import __version__
 from radiopath.cohort import Cohort
 from radiopath.cohort.schema import BOX_COLUMNS, DEVELOPMENT, MASK_COLUMNS, US_VIEWS
 from radiopath.io.images import read_image
 from radiopath.slides import read_tiles, tile_cohort
 from radiopath.slides.stain import MacenkoNormalizer, ReinhardNormalizer
+from radiopath.train import distributed as dist
 from radiopath.train.config import RunConfig
 from radiopath.train.data import PatientInputs, from_cohort_table
 from radiopath.train.device import ComputePlan
@@ -62,28 +65,26 @@ def prepare_inputs(
     say: Say | None = None,
     progress: FeatureProgress | None = None,
 ) -> PreparedInputs:
-    """Extract (or load from cache) backbone features for every patient of ``cohort``."""
+    """Per-patient inputs of ``cohort``: cached backbone features (``features`` mode) or the
+    preprocessed images themselves (``finetune`` mode, held in memory)."""
     say = say or (lambda _msg: None)
     table = cohort.table
     dev = (table["cohort"] == DEVELOPMENT).to_numpy()
-    us_extractor = make_extractor(
-        cfg.model.backbone, cfg.model.weights, compute, cfg.train.extract_batch_size, cfg.train.compile
-    )
-    cy_name = cfg.model.cytology_backbone or cfg.model.backbone
-    cy_extractor = (
-        us_extractor
-        if cy_name == cfg.model.backbone
-        else make_extractor(
-            cy_name, cfg.model.weights, compute, cfg.train.extract_batch_size, cfg.train.compile
-        )
-    )
+    images = cfg.train.mode == "finetune"
     arrays: dict[str, np.ndarray] = {}
     stats: dict[str, int] = {}
+    extractors: dict[str, FeatureExtractor] = {}
+
+    def extractor(name: str) -> FeatureExtractor:
+        if name not in extractors:
+            extractors[name] = make_extractor(
+                name, cfg.model.weights, compute, cfg.train.extract_batch_size, cfg.train.compile
+            )
+        return extractors[name]
 
     tf = UltrasoundTransform(cfg.ultrasound)
-    has_us = table[list(US_VIEWS)].notna().any().any()
     flags = pd.DataFrame(columns=["patient_id", "view", "flags"])
-    if has_us:
+    if table[list(US_VIEWS)].notna().any().any():
         if cfg.ultrasound.intensity.standardize:
             by_center: dict[str, list[str]] = {}
             for _, row in table[dev].iterrows():
@@ -91,8 +92,35 @@ def prepare_inputs(
                     if isinstance(row[view], str):
                         by_center.setdefault(row["center"], []).append(row[view])
             tf.fit(by_center)
-        us, mask, flags = _ultrasound_features(table, tf, us_extractor, cache_root, progress, stats)
+        items, slots, view_flags = _ultrasound_items(table, tf)
+        if images:
+            values = [it.load() for it in items]
+        else:
+            values = _extract(
+                items,
+                extractor(cfg.model.backbone),
+                cache_root,
+                cfg.ultrasound.size,
+                progress,
+                "ultrasound features",
+                stats,
+                "us",
+            )
+        shape = values[0].shape[1:] if values else (1,)
+        us = np.zeros((len(table), len(US_VIEWS), *shape), values[0].dtype if values else np.float32)
+        mask = np.zeros((len(table), len(US_VIEWS)), bool)
+        for (i, v), value in zip(slots, values, strict=True):
+            us[i, v] = value[0]
+            mask[i, v] = True
         arrays.update(us=us, us_mask=mask)
+        flags = pd.DataFrame(
+            [
+                {"patient_id": table.iloc[i]["patient_id"], "view": US_VIEWS[v], "flags": ";".join(fl)}
+                for (i, v), fl in sorted(view_flags.items())
+                if fl
+            ],
+            columns=["patient_id", "view", "flags"],
+        )
         say(f"ultrasound: {int(mask.sum())} views of {int(mask.any(1).sum())} patients")
 
     tiles_path: Path | None = None
@@ -101,33 +129,62 @@ def prepare_inputs(
         tiling = cfg.cytology.tiling
         tiles_dir = cache_root / "tiles" / digest("tiling", tiling.model_dump(mode="json"))[:16]
         say(f"tiling {int(table['cytology'].notna().sum())} slides → {tiles_dir}")
-        tiles_path = tile_cohort(cohort, tiles_dir, tiling, workers=1)
+        with dist.main_first():
+            if dist.is_main():
+                tile_cohort(cohort, tiles_dir, tiling, workers=os.cpu_count() or 1)
+        tiles_path = tiles_dir / "tiles.parquet"
         tiles = tiles_by_patient(pd.read_parquet(tiles_path))
         normalizer = _fit_stain(cfg, table, dev, tiles)
         stain_state = _state_of(normalizer) if normalizer is not None else None
-        cy, mask = _cytology_features(
-            table, tiles, cfg, normalizer, stain_state, cy_extractor, cache_root, progress, stats
-        )
+        items, rows = _cytology_items(table, tiles, cfg, normalizer, stain_state)
+        if images:
+            values = [it.load() for it in items]
+        else:
+            name = cfg.model.cytology_backbone or cfg.model.backbone
+            values = _extract(
+                items,
+                extractor(name),
+                cache_root,
+                cfg.cytology.input_size,
+                progress,
+                "cytology features",
+                stats,
+                "cytology",
+            )
+        per_patient: list[np.ndarray | None] = [None] * len(table)
+        for i, value in zip(rows, values, strict=True):
+            per_patient[i] = value
+        cy, mask = pad_instances(per_patient, cfg.cytology.tiling.top_k)
         arrays.update(cytology=cy, cytology_mask=mask)
         say(f"cytology: {int(mask.sum())} tiles of {int(mask.any(1).sum())} patients")
     inputs = from_cohort_table(table, arrays)
     return PreparedInputs(inputs, tf.state_dict(), stain_state, flags, tiles_path, stats)
 
 
-def _ultrasound_features(
-    table: pd.DataFrame,
-    tf: UltrasoundTransform,
+def _extract(
+    items: list[Item],
     extractor: FeatureExtractor,
     cache_root: Path,
+    size: int,
     progress: FeatureProgress | None,
+    label: str,
     stats: dict[str, int],
-) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
-    size = tf.config.size
-    ekey = extractor.key(size)
-    cache = FeatureCache(cache_root, ekey)
-    tf_key = digest(tf.state_dict())
+    prefix: str,
+) -> list[np.ndarray]:
+    cache = FeatureCache(cache_root, extractor.key(size))
+    values = extract_items(items, extractor, cache, progress, label)
+    stats.update({f"{prefix}_cached": cache.hits, f"{prefix}_computed": cache.misses})
+    return values
+
+
+def _ultrasound_items(
+    table: pd.DataFrame,
+    tf: UltrasoundTransform,
+) -> tuple[list[Item], list[tuple[int, int]], dict[tuple[int, int], list[str]]]:
+    """One item per present view; its key covers the file, the region and the transform."""
+    tf_key = digest(tf.state_dict(), __version__)
     items: list[Item] = []
-    where: list[tuple[int, int]] = []
+    slots: list[tuple[int, int]] = []
     view_flags: dict[tuple[int, int], list[str]] = {}
     for i, row in enumerate(table.itertuples(index=False)):
         rec = row._asdict()
@@ -138,25 +195,10 @@ def _ultrasound_features(
             mask_path = rec.get(MASK_COLUMNS[view])
             box = rec.get(BOX_COLUMNS[view])
             mask_key = file_digest(mask_path) if isinstance(mask_path, str) else None
-            key = digest("us", ekey, tf_key, file_digest(path), mask_key, box, rec["center"])
+            key = digest("us", tf_key, file_digest(path), mask_key, box, rec["center"])
             items.append(Item(key, _us_loader(tf, path, mask_path, box, rec["center"], view_flags, (i, v))))
-            where.append((i, v))
-    feats = extract_items(items, extractor, cache, progress, "ultrasound features")
-    stats.update(us_cached=cache.hits, us_computed=cache.misses)
-    out = np.zeros((len(table), len(US_VIEWS), extractor.num_features), np.float32)
-    mask = np.zeros((len(table), len(US_VIEWS)), bool)
-    for (i, v), f in zip(where, feats, strict=True):
-        out[i, v] = f[0]
-        mask[i, v] = True
-    flags = pd.DataFrame(
-        [
-            {"patient_id": table.iloc[i]["patient_id"], "view": US_VIEWS[v], "flags": ";".join(fl)}
-            for (i, v), fl in sorted(view_flags.items())
-            if fl
-        ],
-        columns=["patient_id", "view", "flags"],
-    )
-    return out, mask, flags
+            slots.append((i, v))
+    return items, slots, view_flags
 
 
 def _us_loader(
@@ -210,45 +252,29 @@ def _state_of(normalizer: Any) -> dict[str, Any]:
     return out
 
 
-def _cytology_features(
+def _cytology_items(
     table: pd.DataFrame,
     tiles: dict[str, pd.DataFrame],
     cfg: RunConfig,
     normalizer: Any,
     stain_state: dict[str, Any] | None,
-    extractor: FeatureExtractor,
-    cache_root: Path,
-    progress: FeatureProgress | None,
-    stats: dict[str, int],
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[list[Item], list[int]]:
+    """One item per slide with tiles; its key covers the slide, the tiles, the stain target and size."""
     size = cfg.cytology.input_size
-    ekey = extractor.key(size)
-    cache = FeatureCache(cache_root, ekey)
     stain_key = json.dumps(stain_state, sort_keys=True)
     items: list[Item] = []
-    slots: list[int] = []
+    rows_of: list[int] = []
     for i, row in enumerate(table.itertuples(index=False)):
         slide = row.cytology
         rows = tiles.get(str(row.patient_id))
         if not isinstance(slide, str) or rows is None or rows.empty:
             continue
         coords = rows[["x", "y", "level", "size"]].to_numpy().tolist()
-        key = digest(
-            "cyto",
-            ekey,
-            file_digest(slide, full=False) if Path(slide).is_file() else slide,
-            coords,
-            stain_key,
-            size,
-        )
+        ident = file_digest(slide, full=False) if Path(slide).is_file() else slide
+        key = digest("cyto", __version__, ident, coords, stain_key, size)
         items.append(Item(key, _tile_loader(slide, rows, normalizer, size)))
-        slots.append(i)
-    feats = extract_items(items, extractor, cache, progress, "cytology features")
-    stats.update(cytology_cached=cache.hits, cytology_computed=cache.misses)
-    per_patient: list[np.ndarray | None] = [None] * len(table)
-    for i, f in zip(slots, feats, strict=True):
-        per_patient[i] = f
-    return pad_instances(per_patient, cfg.cytology.tiling.top_k, extractor.num_features)
+        rows_of.append(i)
+    return items, rows_of
 
 
 def _tile_loader(slide: str, rows: pd.DataFrame, normalizer: Any, size: int) -> Callable[[], np.ndarray]:

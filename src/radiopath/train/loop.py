@@ -42,7 +42,8 @@ class TrainConfig(StrictModel):
     mode: Literal["features", "finetune"] = "features"
     epochs: int = Field(80, ge=1)
     batch_size: int = Field(32, ge=2)
-    lr: float = Field(2e-3, gt=0)
+    lr: float = Field(2e-3, gt=0, description="learning rate of the heads")
+    backbone_lr: float = Field(1e-4, gt=0, description="finetune: learning rate of the backbones")
     weight_decay: float = Field(0.05, ge=0)
     patience: int = Field(15, ge=1, description="epochs without validation improvement before stopping")
     min_epochs: int = Field(10, ge=0)
@@ -114,8 +115,11 @@ def _train_fold(
     pos_weight = n_neg / max(n_pos, 1.0) if cfg.class_weighted else 1.0
     model.to(device)
     model.fit_input_stats(inputs.batch(train_idx, mods, device))
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    groups = [{"params": [], "base_lr": cfg.lr}, {"params": [], "base_lr": cfg.backbone_lr}]
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            groups[int(name.startswith("backbones."))]["params"].append(p)
+    opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, weight_decay=cfg.weight_decay)
     ddp_model = dist.wrap(model)
     state = _State()
     if ckpt_dir is not None and has_checkpoint(ckpt_dir):
@@ -123,11 +127,11 @@ def _train_fold(
         if state.done:
             return state.result()
     world, rank = dist.world_size(), dist.rank()
-    val_batch = inputs.batch(val_idx, mods, device)
     for epoch in range(state.epoch + 1, cfg.epochs):
-        lr = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * epoch / cfg.epochs))
+        scale = 0.5 * (1.0 + math.cos(math.pi * epoch / cfg.epochs))  # cosine schedule
         for group in opt.param_groups:
-            group["lr"] = lr
+            group["lr"] = group["base_lr"] * scale
+        lr = cfg.lr * scale
         rng = np.random.default_rng([seed, epoch])
         order = rng.permutation(train_idx)
         model.train()
@@ -138,9 +142,11 @@ def _train_fold(
                 if len(global_batch) < 2:
                     continue
                 mine = global_batch[rank::world]
-                batch = inputs.batch(mine, mods, device)
-                if augment is not None:
-                    batch = augment(batch, rng)
+                if augment is not None:  # augment on the CPU, then move
+                    batch = augment(inputs.batch(mine, mods, torch.device("cpu")), rng)
+                    batch = {k: v.to(device) for k, v in batch.items()}
+                else:
+                    batch = inputs.batch(mine, mods, device)
                 with compute.autocast():
                     logits = ddp_model(batch)
                 loss = _loss_fn(logits, batch["label"], pos_weight, len(global_batch) / world)
@@ -148,7 +154,7 @@ def _train_fold(
                 loss.backward()
                 opt.step()
                 total += float(loss.detach()) * len(global_batch) / world
-        val_loss, val_auc = _validate(model, val_batch, pos_weight, compute)
+        val_loss, val_auc = _validate(model, inputs, val_idx, pos_weight, compute, cfg.batch_size)
         record = {
             "epoch": epoch,
             "lr": lr,
@@ -181,15 +187,25 @@ def _train_fold(
 
 @torch.inference_mode()
 def _validate(
-    model: RadiopathModel, batch: dict[str, torch.Tensor], pos_weight: float, compute: ComputePlan
+    model: RadiopathModel,
+    inputs: PatientInputs,
+    val_idx: np.ndarray,
+    pos_weight: float,
+    compute: ComputePlan,
+    batch_size: int,
 ) -> tuple[float, float]:
+    """Class-weighted loss and AUC on the inner validation patients (in batches)."""
     model.eval()
-    with compute.autocast():
-        logits = model(batch).float()
-    y = batch["label"]
-    loss = float(_loss_fn(logits, y, pos_weight, float(len(y))))
+    logits = []
+    for start in range(0, len(val_idx), batch_size):
+        batch = inputs.batch(val_idx[start : start + batch_size], list(model.spec.modalities), compute.device)
+        with compute.autocast():
+            logits.append(model(batch).float())
+    z = torch.cat(logits)
+    y = torch.from_numpy(inputs.label[val_idx].astype(np.float32)).to(z.device)
+    loss = float(_loss_fn(z, y, pos_weight, float(len(y))))
     yy = y.cpu().numpy()
-    auc = float(roc_auc_score(yy, logits.cpu().numpy())) if len(np.unique(yy)) == 2 else float("nan")
+    auc = float(roc_auc_score(yy, z.cpu().numpy())) if len(np.unique(yy)) == 2 else float("nan")
     return loss, auc
 
 
@@ -207,8 +223,9 @@ def predict(
         return _predict(model, inputs, index, compute, batch_size)
 
 
-def _predict(model: RadiopathModel, inputs: PatientInputs, index: np.ndarray, compute: ComputePlan,
-             batch_size: int) -> np.ndarray:
+def _predict(
+    model: RadiopathModel, inputs: PatientInputs, index: np.ndarray, compute: ComputePlan, batch_size: int
+) -> np.ndarray:
     out = []
     for start in range(0, len(index), batch_size):
         batch = inputs.batch(index[start : start + batch_size], list(model.spec.modalities), compute.device)

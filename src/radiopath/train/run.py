@@ -39,13 +39,17 @@ from radiopath.cohort import Cohort
 from radiopath.cohort.schema import BOX_COLUMNS, PATH_COLUMNS
 from radiopath.errors import ConfigError, OutputExistsError
 from radiopath.io.atomic import atomic_path, write_text
-from radiopath.models.model import HeadConfig, ModelSpec, RadiopathModel
+from radiopath.models.backbones import Backbone, create_backbone
+from radiopath.models.model import ModelSpec, RadiopathModel
+from radiopath.slides.stain import HEDAugmenter
 from radiopath.train import distributed as dist
 from radiopath.train.config import RunConfig
 from radiopath.train.device import ComputePlan, plan
 from radiopath.train.features import default_cache_dir, file_digest
 from radiopath.train.inputs import PreparedInputs, prepare_inputs
+from radiopath.train.loop import Augment
 from radiopath.train.protocol import PREDICTION_COLUMNS, run_model
+from radiopath.ultrasound import UltrasoundTransform
 
 Say = Callable[[str], None]
 FeatureProgress = Callable[[str, int, int], None]
@@ -104,7 +108,6 @@ def train_run(
         )
         _write_preprocessing(run_dir, prepared)
     outcomes = []
-    head = cfg.model.head
     in_dims = prepared.inputs.in_dims()
     logger = _Logger(run_dir / "logs", cfg) if dist.is_main() else None
     for spec in cfg.model.specs():
@@ -115,13 +118,14 @@ def train_run(
             continue
         outcome = run_model(
             spec,
-            _factory(head, in_dims),
+            _factory(cfg, in_dims, compute),
             prepared.inputs,
             folds,
             cfg.train,
             cfg.protocol,
             compute,
             run_dir,
+            augment=_finetune_augment(cfg) if cfg.train.mode == "finetune" else None,
             progress=say,
         )
         if logger is not None:
@@ -142,8 +146,53 @@ def train_run(
     return RunResult(run_dir, predictions, thresholds, seconds)
 
 
-def _factory(head: HeadConfig, in_dims: dict[str, int]) -> Callable[[ModelSpec], RadiopathModel]:
-    return lambda spec: RadiopathModel(spec, head, in_dims)
+def _factory(
+    cfg: RunConfig, in_dims: dict[str, int], compute: ComputePlan
+) -> Callable[[ModelSpec], RadiopathModel]:
+    """Heads on cached features, or (finetune) heads plus fresh backbones for every fold."""
+    head = cfg.model.head
+    if cfg.train.mode == "features":
+        return lambda spec: RadiopathModel(spec, head, in_dims)
+
+    def make(spec: ModelSpec) -> RadiopathModel:
+        backbones: dict[str, Backbone] = {}
+        for m in spec.modalities:
+            if m == "clinical":
+                continue
+            if cfg.model.shared_backbone and backbones:
+                backbones[m] = next(iter(backbones.values()))
+                continue
+            name = cfg.model.backbone if m == "us" else (cfg.model.cytology_backbone or cfg.model.backbone)
+            bb = create_backbone(name, cfg.model.weights)
+            backbones[m] = bb.to(memory_format=torch.channels_last) if compute.channels_last else bb
+        dims = {**in_dims, **{m: b.num_features for m, b in backbones.items()}}
+        return RadiopathModel(spec, head, dims, backbones)
+
+    return make
+
+
+def _finetune_augment(cfg: RunConfig) -> Augment:
+    """Training augmentation of images: the ultrasound transform's own augmentation per view,
+    HED stain jitter plus flips and 90° rotations per tile (cytology has no orientation)."""
+    tf = UltrasoundTransform(cfg.ultrasound)
+    hed = HEDAugmenter()
+
+    def augment(batch: dict[str, torch.Tensor], rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        for m in ("us", "cytology"):
+            if m not in batch or batch[m].dtype != torch.uint8:
+                continue
+            arr = batch[m].numpy().copy()
+            present = batch[f"{m}_mask"].numpy()
+            for i, j in zip(*np.nonzero(present), strict=True):
+                if m == "us":
+                    arr[i, j] = tf.augment(arr[i, j], rng)
+                else:
+                    tile = np.rot90(hed(arr[i, j], rng), int(rng.integers(4)))
+                    arr[i, j] = tile[:, ::-1] if rng.random() < 0.5 else tile
+            batch[m] = torch.from_numpy(arr)
+        return batch
+
+    return augment
 
 
 def _resolve_config(run_dir: Path, config: RunConfig | None, resume: bool) -> RunConfig:

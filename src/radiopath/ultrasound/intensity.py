@@ -45,6 +45,22 @@ def chroma(image: np.ndarray) -> np.ndarray:
     return (rgb.max(axis=2) - rgb.min(axis=2)).astype(np.uint8)
 
 
+def equalize(gray: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
+    """Histogram equalisation over ``gray[valid]`` (the scan area): each grey level becomes its
+    rank among the scan's pixels, scaled to 0..255.
+
+    Any monotone display curve — gain, gamma, dynamic range — maps to the same output, so
+    scanners that differ only in these look alike, while the order of echogenicities within
+    the scan (a nodule darker than its parenchyma) is kept.
+    """
+    values = gray[valid] if valid is not None and valid.any() else gray.ravel()
+    hist = np.bincount(values.ravel(), minlength=256).astype(np.float64)
+    cdf = np.cumsum(hist)
+    cdf = (cdf - hist / 2.0) / max(cdf[-1], 1.0)  # mid-rank of each level
+    lut = np.clip(np.round(cdf * 255.0), 0, 255).astype(np.uint8)
+    return lut[gray]
+
+
 def percentile_normalise(
     gray: np.ndarray, valid: np.ndarray | None, low: float, high: float
 ) -> tuple[np.ndarray, tuple[float, float]]:

@@ -35,6 +35,7 @@ from radiopath.ultrasound.augment import augment as _augment
 from radiopath.ultrasound.config import UltrasoundConfig
 from radiopath.ultrasound.intensity import (
     HistogramStandardizer,
+    equalize,
     landmarks_of,
     percentile_normalise,
     to_gray,
@@ -179,7 +180,9 @@ class UltrasoundTransform:
     ) -> tuple[np.ndarray, list[str]]:
         icfg = self.config.intensity
         flags: list[str] = []
-        if icfg.percentiles is not None:
+        if icfg.equalize:
+            gray = equalize(gray, scan.mask)
+        elif icfg.percentiles is not None:
             gray, _ = percentile_normalise(gray, scan.mask, *icfg.percentiles)
         if icfg.standardize:
             gray, known = self.standardizer.apply(gray, center, scan.mask)
