@@ -67,10 +67,32 @@ def test_bad_config_key_is_named(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_demo_runs_and_says_what_it_made(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--patients", "20"])
+def test_demo_runs_end_to_end_and_says_what_it_made(tmp_path: Path) -> None:
+    """The demo's whole path (a small, fast configuration; `make demo` runs the real one)."""
+    from radiopath.train.config import RunConfig
+
+    cfg = RunConfig()
+    cfg.model.backbone, cfg.model.weights = "resnet18", "none"
+    cfg.model.models = ["ultrasound", "cytology", "fusion_late"]
+    cfg.ultrasound.size = cfg.cytology.input_size = 32
+    cfg.cytology.tiling.top_k = 4
+    cfg.protocol.n_folds = 3
+    cfg.train.epochs = 10
+    cfg.to_yaml(tmp_path / "run.yaml")
+    args = [
+        "demo",
+        "--out",
+        str(tmp_path / "demo"),
+        "--patients",
+        "40",
+        "--config",
+        str(tmp_path / "run.yaml"),
+    ]
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "Oracle AUC" in result.output and "contact_sheet" in result.output
-    assert (tmp_path / "demo" / "cohort" / "manifest.csv").exists()
-    rerun = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--patients", "20"])
-    assert "reusing" in rerun.output
+    out = tmp_path / "demo"
+    assert "study's table" in result.output and "oracle both" in result.output
+    for made in ("cohort/manifest.csv", "run/predictions.parquet", "run/metrics.json", "run/report.html"):
+        assert (out / made).exists(), made
+    rerun = runner.invoke(app, args)
+    assert rerun.exit_code == 0 and "reusing" in rerun.output and "done earlier" in rerun.output

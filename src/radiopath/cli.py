@@ -91,19 +91,11 @@ def synth(
 
 
 def _synthesize_with_progress(out: Path, cfg: Any, overwrite: bool) -> Any:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
+    from radiopath.display import progress_bar
     from radiopath.synth import synthesize
 
-    with Progress(
-        TextColumn("synthesising"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("synth", total=cfg.patients)
+    with progress_bar(console) as bar:
+        task = bar.add_task("synthesising", total=cfg.patients)
         return synthesize(
             out, cfg, overwrite=overwrite, progress=lambda done, total: bar.update(task, completed=done)
         )
@@ -324,11 +316,18 @@ def demo(
     ] = Path("radiopath-demo"),
     patients: Annotated[int, typer.Option(help="Patients in the synthetic cohort.")] = 300,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    config: Annotated[
+        Path | None, typer.Option(help="RunConfig YAML to use instead of the fast profile (advanced).")
+    ] = None,
 ) -> None:
-    """Run the study end to end on a synthetic cohort (synth, validate, summary)."""
+    """The whole study on a synthetic cohort: synth, validate, tile, extract ResNet-101 features,
+    5-fold CV of ultrasound-only, cytology-only and fusion models, external validation,
+    evaluation and report.html — in minutes on a laptop CPU."""
     from radiopath.demo import run_demo
+    from radiopath.train.config import RunConfig
 
-    run_demo(out, patients=patients, seed=seed, console=console)
+    run_config = RunConfig.from_yaml(config) if config else None
+    run_demo(out, patients=patients, seed=seed, console=console, run_config=run_config)
 
 
 def main() -> None:  # pragma: no cover - entry point

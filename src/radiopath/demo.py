@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pandas as pd
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.progress import TaskID
 from rich.table import Table
 from sklearn.metrics import roc_auc_score
 
 from radiopath.cohort import Cohort
-from radiopath.display import print_summary
+from radiopath.display import print_summary, progress_bar
 from radiopath.synth import SynthConfig, oracle_auc
 from radiopath.synth.cohort import SynthResult, synthesize
 from radiopath.train.config import RunConfig, fast_profile
@@ -162,14 +162,7 @@ def train_with_progress(
     manifest: Path, run_dir: Path, cfg: RunConfig, resume: bool, console: Console
 ) -> RunResult:
     """``train_run`` with rich progress bars (feature extraction) and per-fold lines."""
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
+    with progress_bar(console) as bar:
         tasks: dict[str, TaskID] = {}
 
         def feature_progress(label: str, done: int, total: int) -> None:

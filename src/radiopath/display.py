@@ -9,11 +9,24 @@ from pathlib import Path
 import pandas as pd
 from rich import box
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from radiopath.cohort.problems import Problem
 from radiopath.cohort.summary import cohort_summary
 from radiopath.io.atomic import atomic_open
+
+
+def progress_bar(console: Console) -> Progress:
+    """The one progress-bar style of every verb: description, bar, count, time remaining."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
 
 
 def print_problems(console: Console, problems: Sequence[Problem]) -> None:
@@ -39,9 +52,14 @@ def write_problems_csv(path: str | Path, problems: Sequence[Problem]) -> None:
 def summary_table(table: pd.DataFrame, title: str = "Cohort") -> Table:
     """Patients, LNM prevalence and modality availability per cohort and center (fits 80 columns)."""
     s = cohort_summary(table)
-    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
-              caption="prev. = LNM+ / labelled; ROI = a nodule mask or box for at least one view",
-              caption_justify="left")
+    t = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        caption="prev. = LNM+ / labelled; ROI = a nodule mask or box for at least one view",
+        caption_justify="left",
+    )
     t.add_column("cohort / center", justify="left", overflow="fold", max_width=28)
     for col in ("n", "LNM+", "labelled", "prev.", "US 1", "US 2", "cyto", "ROI"):
         t.add_column(col, justify="right", no_wrap=True)
@@ -55,8 +73,18 @@ def summary_table(table: pd.DataFrame, title: str = "Cohort") -> Table:
         if r.center == "(all)" and r.cohort != "(all)":
             name = f"  all {r.cohort}"
         prev = "-" if r.labelled == 0 else f"{r.prevalence:.1%}"
-        t.add_row(name, str(r.patients), str(r.lnm_pos), str(r.labelled), prev, str(r.us_1), str(r.us_2),
-                  str(r.cytology), str(r.region), style=bold)
+        t.add_row(
+            name,
+            str(r.patients),
+            str(r.lnm_pos),
+            str(r.labelled),
+            prev,
+            str(r.us_1),
+            str(r.us_2),
+            str(r.cytology),
+            str(r.region),
+            style=bold,
+        )
     return t
 
 

@@ -14,12 +14,15 @@ from slides.bigslide import write_big_slide
 #: Peak resident memory allowed while tiling the big slide (issue 3: under 1.5 GB).
 RSS_LIMIT_MB = 1500
 
+# The child's own high-water mark, VmHWM. Not getrusage's ru_maxrss: Linux carries that across
+# exec from the forking parent, so a test process grown to 2 GB would be measured instead.
 _CHILD = """
-import json, resource, sys
+import json, re, sys
 from radiopath.slides import TilingConfig, tile_slide_result
 r = tile_slide_result(sys.argv[1], TilingConfig())
+hwm_kb = int(re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1))
 print(json.dumps({**r.summary(), "levels": sorted(set(r.table["level"].tolist())),
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_rss_mb": hwm_kb / 1024}))
 """
 
 

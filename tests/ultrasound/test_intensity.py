@@ -52,7 +52,7 @@ def test_per_center_standardisation_removes_scanner_differences() -> None:
     fitting is flagged and mapped with its own landmarks."""
     bright = CenterSpec(name="bright", cohort="development", us_gain=1.3, us_contrast=0.7)
     dark = CenterSpec(name="dark", cohort="development", us_gain=0.8, us_contrast=1.4)
-    cfg = UltrasoundConfig(intensity=IntensityConfig(percentiles=None, standardize=True))
+    cfg = UltrasoundConfig(intensity=IntensityConfig(percentiles=None, equalize="none", standardize=True))
     train = {"bright": _screens(bright, 3, 1), "dark": _screens(dark, 3, 2)}
     tf = UltrasoundTransform(cfg).fit(train)
     std = tf.standardizer
@@ -98,3 +98,34 @@ def test_options_are_validated_with_clear_messages() -> None:
         UltrasoundConfig.from_dict({"intensity": {"landmarks": [50, 10, 90]}})
     with pytest.raises(ConfigError, match="margn"):
         UltrasoundConfig.from_dict({"margn": 0.2})
+
+
+def test_scan_equalisation_removes_gain_and_gamma_and_keeps_the_nodule_darker() -> None:
+    """The default per-image step: scanners that differ only in their display curve look alike
+    after equalisation, without any fitting; a hypoechoic nodule stays darker than its lobe."""
+    bright = CenterSpec(name="bright", cohort="development", us_gain=1.3, us_contrast=0.7)
+    dark = CenterSpec(name="dark", cohort="development", us_gain=0.8, us_contrast=1.4)
+    landmarks = IntensityConfig().landmarks
+
+    def mean_landmarks(center: CenterSpec, equalize: str) -> np.ndarray:
+        tf = UltrasoundTransform(
+            UltrasoundConfig(intensity=IntensityConfig(percentiles=None, equalize=equalize))
+        )
+        rows = []
+        for im in _screens(center, 3, 5):
+            view = tf.process(im)
+            rows.append(landmarks_of(view.cleaned, view.scan.mask, landmarks))
+        return np.mean(rows, axis=0)
+
+    before = np.abs(mean_landmarks(bright, "none") - mean_landmarks(dark, "none")).mean()
+    after = np.abs(mean_landmarks(bright, "scan") - mean_landmarks(dark, "scan")).mean()
+    assert before > 25 and after < 3, (before, after)
+    rng = np.random.default_rng(0)
+    view = render_view(nodule_from_latent(2.0, rng), "transverse", bright, rng)
+    out = UltrasoundTransform(UltrasoundConfig()).process(view.image)
+    inside = view.mask > 0
+    ring = np.zeros_like(inside)
+    x0, y0, x1, y1 = view.box
+    ring[max(y0 - 20, 44) : y1 + 20, max(x0 - 20, 72) : x1 + 20] = True
+    ring &= ~inside & out.scan.mask
+    assert out.cleaned[inside].mean() < 0.8 * out.cleaned[ring].mean()

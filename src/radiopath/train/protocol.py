@@ -29,24 +29,16 @@ from sklearn.model_selection import StratifiedShuffleSplit
 
 from radiopath.config import StrictModel
 from radiopath.errors import ConfigError
+from radiopath.evaluate.predictions import REQUIRED as REQUIRED_PREDICTION_COLUMNS
 from radiopath.models.model import ModelSpec, RadiopathModel
 from radiopath.train.data import PatientInputs
 from radiopath.train.device import ComputePlan
 from radiopath.train.loop import Augment, TrainConfig, predict, train_fold
 from radiopath.train.threshold import choose_threshold
 
-PREDICTION_COLUMNS = [
-    "patient_id",
-    "center",
-    "cohort",
-    "model",
-    "fold",
-    "prob",
-    "label",
-    "threshold",
-    "modalities",
-    "missing_modality",
-]
+#: predictions.parquet columns: the contract radiopath.evaluate reads (REQUIRED there) plus flags.
+#: predictions.parquet: the columns radiopath.evaluate requires, plus which inputs were present
+PREDICTION_COLUMNS = [*REQUIRED_PREDICTION_COLUMNS, "modalities", "missing_modality"]
 
 
 class ProtocolConfig(StrictModel):

@@ -71,10 +71,11 @@ class IntensityConfig(StrictModel):
     percentiles: tuple[float, float] | None = Field(
         (1.0, 99.0), description="map these percentiles of the scan area to 0 and 255; None: keep"
     )
-    equalize: bool = Field(
-        False,
-        description="per-image histogram equalisation over the scan area (removes each scanner's gain and "
-        "gamma; keeps the order of grey levels); replaces the percentile step",
+    equalize: Literal["none", "scan", "crop"] = Field(
+        "none",
+        description="histogram equalisation (removes each scanner's gain, gamma and dynamic range; keeps the "
+        "order of grey levels): over the scan area, or over the model's crop (nodule and margin), which "
+        "also evens out speckle differences between scanners; replaces the percentile step",
     )
     standardize: bool = Field(
         False,

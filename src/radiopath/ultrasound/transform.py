@@ -135,6 +135,9 @@ class UltrasoundTransform:
         )
         flags += list(region.flags)
         crop = resize_square(crop_padded(gray, region.crop, scan.mask), cfg.size)
+        if cfg.intensity.equalize == "crop":  # on the model's pixels, after area-averaging
+            inside = resize_square(crop_padded(scan.mask, region.crop).astype(np.uint8), cfg.size) > 0
+            crop = np.where(inside, equalize(crop, inside), 0).astype(np.uint8)
         out = np.repeat(crop[:, :, None], 3, axis=2)
         return ProcessedView(out, scan, marks, region, gray, flags)
 
@@ -180,16 +183,22 @@ class UltrasoundTransform:
     ) -> tuple[np.ndarray, list[str]]:
         icfg = self.config.intensity
         flags: list[str] = []
-        if icfg.equalize:
-            gray = equalize(gray, scan.mask)
-        elif icfg.percentiles is not None:
-            gray, _ = percentile_normalise(gray, scan.mask, *icfg.percentiles)
+        gray = self._per_image(gray, scan)
         if icfg.standardize:
             gray, known = self.standardizer.apply(gray, center, scan.mask)
             if not known:
                 flags.append("center_unseen")
         gray[~scan.mask] = 0
         return gray, flags
+
+    def _per_image(self, gray: np.ndarray, scan: ScanArea) -> np.ndarray:
+        """The per-image intensity step: scan-area equalisation or percentile normalisation."""
+        icfg = self.config.intensity
+        if icfg.equalize == "scan":
+            return equalize(gray, scan.mask)
+        if icfg.equalize == "none" and icfg.percentiles is not None:
+            return percentile_normalise(gray, scan.mask, *icfg.percentiles)[0]
+        return gray
 
     # -- fitting and state ---------------------------------------------------------------
 
@@ -216,8 +225,7 @@ class UltrasoundTransform:
             for item in images:
                 image, path = _load(item)
                 gray, scan, _, _ = self._clean(image, path)
-                if icfg.percentiles is not None:
-                    gray, _ = percentile_normalise(gray, scan.mask, *icfg.percentiles)
+                gray = self._per_image(gray, scan)
                 vectors.append(landmarks_of(gray, scan.mask, icfg.landmarks))
             by_center[str(center)] = vectors
         self.standardizer.fit(by_center)
