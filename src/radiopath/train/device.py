@@ -8,6 +8,7 @@ emulated bf16 is slower than fp32. channels_last memory format for convolutions.
 from __future__ import annotations
 
 import contextlib
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -85,6 +86,11 @@ def threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def stable_seed(*parts: object) -> int:
+    """A seed from any hashable parts, stable across processes and Python versions."""
+    return zlib.crc32("|".join(map(str, parts)).encode()) & 0x7FFFFFFF
 
 
 @contextlib.contextmanager

@@ -30,9 +30,10 @@ import torch
 
 from radiopath.io.atomic import atomic_path
 from radiopath.models.backbones import Backbone, create_backbone
+from radiopath.models.weights import NONE
 from radiopath.models.weights import describe as describe_weights
 from radiopath.train import distributed as dist
-from radiopath.train.device import ComputePlan
+from radiopath.train.device import ComputePlan, seeded, stable_seed
 
 Progress = Callable[[str, int, int], None]
 CACHE_VERSION = 1
@@ -154,9 +155,20 @@ class FeatureExtractor:
 def make_extractor(
     backbone: str, weights: str, compute: ComputePlan, batch_size: int = 32, compile: bool = False
 ) -> FeatureExtractor:
-    return FeatureExtractor(
-        create_backbone(backbone, weights), compute, batch_size, compile, weights_id=describe_weights(weights)
-    )
+    """A frozen ``backbone`` with ``weights`` (``none``, ``imagenet`` or a file) on ``compute``.
+
+    Random weights (``none``) are drawn from a seed fixed by the backbone's name, so every
+    process, every rank and every later run builds the same network: cached features stay
+    valid, and two ranks extracting halves of a cohort produce features of one backbone.
+    """
+    if weights == NONE:
+        seed = stable_seed(backbone, "random-init")
+        with seeded(seed):
+            net = create_backbone(backbone, weights)
+        weights_id = f"{NONE}:seed={seed}"
+    else:
+        net, weights_id = create_backbone(backbone, weights), describe_weights(weights)
+    return FeatureExtractor(net, compute, batch_size, compile, weights_id=weights_id)
 
 
 @dataclass

@@ -15,7 +15,6 @@ paired patient by patient (what DeLong's paired test needs).
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ from radiopath.errors import ConfigError
 from radiopath.evaluate.predictions import REQUIRED as REQUIRED_PREDICTION_COLUMNS
 from radiopath.models.model import ModelSpec, RadiopathModel
 from radiopath.train.data import PatientInputs
-from radiopath.train.device import ComputePlan
+from radiopath.train.device import ComputePlan, stable_seed
 from radiopath.train.loop import Augment, TrainConfig, predict, train_fold
 from radiopath.train.threshold import choose_threshold
 
@@ -61,11 +60,6 @@ class ModelOutcome:
 
 ModelFactory = Callable[[ModelSpec], RadiopathModel]
 Progress = Callable[[str], None]
-
-
-def stable_seed(*parts: object) -> int:
-    """A seed from any hashable parts, stable across processes and Python versions."""
-    return zlib.crc32("|".join(map(str, parts)).encode()) & 0x7FFFFFFF
 
 
 def inner_split(
