@@ -90,3 +90,25 @@ def test_threshold_rules_against_brute_force(rule: str) -> None:
     else:
         assert thr == cands[sens >= 0.8].max()
     torch.manual_seed(0)
+
+
+def test_certain_fold_models_give_an_external_probability_of_exactly_one() -> None:
+    """Five models all saying 1.0 must average to 1.0, not 1.0000000149 (float32 fifths)."""
+    inputs, folds, _ = feature_cohort()
+
+    class Certain(RadiopathModel):
+        def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+            logits = super().forward(batch)
+            return logits * 0 + 40.0  # sigmoid(40) is 1.0 in float32; keeps the graph for training
+
+    out = run_model(
+        ModelSpec.preset("cytology"),
+        lambda s: Certain(s, HeadConfig(), inputs.in_dims()),
+        inputs,
+        folds,
+        TrainConfig(epochs=2, min_epochs=1, patience=1, batch_size=32),
+        ProtocolConfig(),
+        CPU,
+    )
+    ext = out.predictions[out.predictions["cohort"] == "external"]
+    assert len(ext) == 50 and (ext["prob"] == 1.0).all()

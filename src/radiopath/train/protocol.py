@@ -121,12 +121,15 @@ def run_model(
         )
         oof[test_idx] = predict(model, inputs, test_idx, compute)
         if to_ensemble.any():
-            ensemble[to_ensemble] += predict(model, inputs, np.flatnonzero(to_ensemble), compute) / n_folds
+            ensemble[to_ensemble] += predict(model, inputs, np.flatnonzero(to_ensemble), compute)
         if progress:
             progress(
                 f"{spec.name} fold {k + 1}/{n_folds}: best epoch {result.best_epoch + 1}, "
                 f"val loss {result.best_val_loss:.3f}"
             )
+    # mean of the fold models' probabilities, summed in float64 and divided once: float32
+    # shares (1/5 = 0.2000000030) would let five certain models sum to 1.0000000149
+    ensemble = np.clip(ensemble / n_folds, 0.0, 1.0)
     threshold = choose_threshold(
         inputs.label[labelled_dev], oof[labelled_dev], protocol.threshold_rule, protocol.target_sensitivity
     )
