@@ -7,6 +7,14 @@ import pandas as pd
 from radiopath.cohort.schema import BOX_COLUMNS, COHORTS, MASK_COLUMNS
 
 
+def outcome_counts(lnm: pd.Series) -> dict[str, float | int]:
+    """``labelled``, ``lnm_pos`` and ``prevalence`` (positives / labelled) of an LNM column."""
+    label = pd.to_numeric(lnm, errors="coerce")
+    labelled = int(label.notna().sum())
+    pos = int((label == 1).sum())
+    return {"labelled": labelled, "lnm_pos": pos, "prevalence": pos / labelled if labelled else float("nan")}
+
+
 def cohort_summary(table: pd.DataFrame) -> pd.DataFrame:
     """One row per (cohort, center) plus a total row per cohort and overall.
 
@@ -21,15 +29,11 @@ def cohort_summary(table: pd.DataFrame) -> pd.DataFrame:
     order = {c: i for i, c in enumerate(COHORTS)}
 
     def block(df: pd.DataFrame, cohort: str, center: str) -> dict[str, object]:
-        labelled = int(df["lnm"].notna().sum())
-        pos = int((df["lnm"] == 1).sum())
         return {
             "cohort": cohort,
             "center": center,
             "patients": len(df),
-            "labelled": labelled,
-            "lnm_pos": pos,
-            "prevalence": pos / labelled if labelled else float("nan"),
+            **outcome_counts(df["lnm"]),
             "us_1": int(df["us_1"].notna().sum()),
             "us_2": int(df["us_2"].notna().sum()),
             "cytology": int(df["cytology"].notna().sum()),

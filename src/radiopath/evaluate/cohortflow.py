@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from radiopath.cohort.summary import outcome_counts
 from radiopath.evaluate.predictions import DEVELOPMENT, EXTERNAL
 
 _ORDER = {DEVELOPMENT: 0, EXTERNAL: 1}
@@ -47,16 +48,12 @@ def find_cohort_table(run: Path, provenance: dict[str, Any]) -> tuple[pd.DataFra
 def _block(
     df: pd.DataFrame, cohort: str, center: str, in_pred: set[str], has_modalities: bool
 ) -> dict[str, Any]:
-    label = pd.to_numeric(df["lnm"], errors="coerce") if "lnm" in df.columns else pd.Series(dtype=float)
-    labelled = int(label.notna().sum())
-    pos = int((label == 1).sum())
+    lnm = df["lnm"] if "lnm" in df.columns else pd.Series(dtype=float)
     row: dict[str, Any] = {
         "cohort": cohort,
         "center": center,
         "patients": len(df),
-        "labelled": labelled,
-        "lnm_pos": pos,
-        "prevalence": pos / labelled if labelled else float("nan"),
+        **outcome_counts(lnm),
         "with_predictions": int(df["patient_id"].astype(str).isin(in_pred).sum()),
     }
     for col in MODALITY_COLUMNS:
