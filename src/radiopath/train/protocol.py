@@ -35,7 +35,6 @@ from radiopath.train.device import ComputePlan, stable_seed
 from radiopath.train.loop import Augment, TrainConfig, predict, train_fold
 from radiopath.train.threshold import choose_threshold
 
-#: predictions.parquet columns: the contract radiopath.evaluate reads (REQUIRED there) plus flags.
 #: predictions.parquet: the columns radiopath.evaluate requires, plus which inputs were present
 PREDICTION_COLUMNS = [*REQUIRED_PREDICTION_COLUMNS, "modalities", "missing_modality"]
 
