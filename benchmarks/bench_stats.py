@@ -35,6 +35,7 @@ from sklearn.metrics import (
 )
 
 from radiopath.evaluate import bootstrap_metrics, delong_roc_variance
+from radiopath.evaluate.metrics import METRIC_NAMES
 
 
 def simulate(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -51,22 +52,7 @@ def plain_bootstrap(
     rng = np.random.default_rng(seed)
     pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
     x_all = logit(np.clip(p, 1e-8, 1 - 1e-8))
-    out: dict[str, list[float]] = {
-        k: []
-        for k in (
-            "auc",
-            "auprc",
-            "brier",
-            "accuracy",
-            "sensitivity",
-            "specificity",
-            "ppv",
-            "npv",
-            "f1",
-            "cal_intercept",
-            "cal_slope",
-        )
-    }
+    out: dict[str, list[float]] = {k: [] for k in METRIC_NAMES}
     for _ in range(n_boot):
         idx = np.concatenate([rng.choice(pos, pos.size), rng.choice(neg, neg.size)])
         yy, pp, xx = y[idx], p[idx], x_all[idx]
