@@ -26,10 +26,11 @@ import numpy as np
 import torch
 
 from radiopath.cohort import Cohort
+from radiopath.compute import plan
+from radiopath.features import load_images
+from radiopath.modalities import StageContext
+from radiopath.run_config import fast_profile
 from radiopath.synth import SynthConfig, synthesize
-from radiopath.train.config import fast_profile
-from radiopath.train.device import plan
-from radiopath.train.inputs import prepare_inputs
 from radiopath.train.loop import train_fold
 from radiopath.train.run import _factory, _finetune_augment, train_run
 
@@ -58,7 +59,7 @@ def main() -> None:
     train_run(cohort.manifest, work / "cold", cfg)
     t_cold = time.perf_counter() - start
     start = time.perf_counter()
-    train_run(cohort.manifest, work / "warm", cfg)
+    train_run(cohort.manifest, work / "warm", cfg)  # every tile and feature now comes from the cache
     t_warm = time.perf_counter() - start
 
     ft = cfg.model_copy(deep=True)
@@ -67,7 +68,7 @@ def main() -> None:
     ft.train.min_epochs = 1
     compute = plan("auto", "auto")
     c = Cohort.from_manifest(cohort.manifest)
-    inputs = prepare_inputs(c, ft, compute, Path(ft.cache_dir)).inputs
+    inputs, _, _ = load_images(c.table, ft, StageContext(Path(ft.cache_dir)))
     spec = ft.model.specs()[0]
     model = _factory(ft, inputs.in_dims(), compute)(spec)
     folds = c.folds(5, 0).to_numpy()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from radiopath.cohort.splits import assign_folds
-from radiopath.train.data import PatientInputs
+from radiopath.models.inputs import PatientInputs
 
 
 def feature_cohort(

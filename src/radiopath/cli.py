@@ -1,14 +1,22 @@
 """The ``radiopath`` command line: thin wrappers that parse, call the Python API, and print.
 
 Every verb maps to an importable function; nothing here computes anything a user could not
-get from the API. Errors derived from :class:`~radiopath.errors.RadiopathError` are printed
-as one clean message with exit status 2 — never a traceback.
+get from the API. Options are merged in one place (:func:`radiopath.config.merge_options`):
+a flag the user typed over the ``--config`` YAML over the defaults — a flag left out never
+overrides the file. Errors derived from :class:`~radiopath.errors.RadiopathError` print as
+one clean message with exit status 2; anything unexpected prints a short message and the
+path of a full log, never a traceback.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
+import errno
 import functools
+import os
 import sys
+import tempfile
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -31,19 +39,84 @@ err_console = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: OS errors a user's environment causes (disk full, no permission, …): exit 2 with the path.
+_USER_ERRNOS = {
+    errno.ENOSPC,
+    errno.EROFS,
+    errno.EACCES,
+    errno.EPERM,
+    errno.ENOTDIR,
+    errno.EISDIR,
+    errno.ENOENT,
+    errno.EDQUOT,
+}
+
 
 def _friendly(fn: F) -> F:
-    """Turn :class:`RadiopathError` into a red message and exit status 2."""
+    """RadiopathError → red message, exit 2; anything else → short message + log path, exit 1."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort, typer.BadParameter):
+            raise
         except RadiopathError as exc:
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
             raise typer.Exit(code=exc.exit_code) from None
+        except KeyboardInterrupt:
+            err_console.print(
+                "interrupted; rerun the same command to continue where it stopped", soft_wrap=True
+            )
+            raise typer.Exit(code=130) from None
+        except OSError as exc:
+            if exc.errno in _USER_ERRNOS:
+                where = f"{exc.filename}: " if exc.filename else ""
+                err_console.print(
+                    f"[bold red]error:[/] {where}{exc.strerror}; check that the path exists, is writable and "
+                    "that the disk has space",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+                raise typer.Exit(code=2) from None
+            _crash(fn.__name__, exc)
+        except Exception as exc:  # the last resort: never a traceback on the terminal
+            _crash(fn.__name__, exc)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _crash(verb: str, exc: BaseException) -> None:
+    log = _write_crash_log(verb, exc)
+    err_console.print(
+        f"[bold red]radiopath {verb} failed unexpectedly:[/] {type(exc).__name__}: {str(exc)[:300]}\n"
+        f"the full log is in {log}; please include it when you report this",
+        highlight=False,
+        soft_wrap=True,
+    )
+    raise typer.Exit(code=1) from None
+
+
+def _write_crash_log(verb: str, exc: BaseException) -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    text = f"radiopath {verb} — {stamp}\ncommand: {' '.join(sys.argv)}\n\n" + "".join(
+        traceback.format_exception(type(exc), exc, exc.__traceback__)
+    )
+    for folder in (
+        Path(os.environ.get("RADIOPATH_LOG_DIR", "")) if os.environ.get("RADIOPATH_LOG_DIR") else None,
+        Path.home() / ".cache" / "radiopath" / "logs",
+        Path(tempfile.gettempdir()),
+    ):
+        if folder is None:
+            continue
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"radiopath-{verb}-{stamp}-{os.getpid()}.log"
+            path.write_text(text, encoding="utf-8")
+            return path
+        except OSError:
+            continue
+    return Path("(no writable folder for the log)")
 
 
 @app.callback()
@@ -57,32 +130,76 @@ def _main(
         raise typer.Exit()
 
 
+# --- shared option types -------------------------------------------------------------------------
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="YAML with any RunConfig option (one file for tile, extract and train; see RUN/config.yaml)."
+    ),
+]
+MppOpt = Annotated[
+    Path | None, typer.Option(help="CSV 'slide,mpp' giving the resolution of slides without metadata.")
+]
+CacheOpt = Annotated[
+    Path | None, typer.Option(help="Tile and feature cache folder (default ~/.cache/radiopath).")
+]
+FastOpt = Annotated[
+    bool, typer.Option(help="Start from the demo's fast profile (112-px inputs, 8 tiles, random weights).")
+]
+BackboneOpt = Annotated[
+    str | None, typer.Option(help="resnet18|34|50|101|152 or timm:<name> (default resnet101).")
+]
+WeightsOpt = Annotated[
+    str | None, typer.Option(help="none | imagenet | PATH to .safetensors/.pth (default imagenet).")
+]
+DeviceOpt = Annotated[str | None, typer.Option(help="auto | cpu | cuda (default auto).")]
+PrecisionOpt = Annotated[
+    str | None, typer.Option(help="auto | fp32 | bf16 for the backbones (default auto).")
+]
+
+
+def _run_config(config: Path | None, fast: bool, flags: dict[str, Any]) -> Any:
+    """Defaults (or the fast profile) ← the YAML file ← the flags the user typed."""
+    from radiopath.config import merge_options
+    from radiopath.run_config import RunConfig, fast_profile
+
+    return merge_options(RunConfig, config, flags, base=fast_profile() if fast else None)
+
+
+# --- verbs ------------------------------------------------------------------------------------------
+
+
 @app.command()
 @_friendly
 def synth(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to create (must not exist or be empty).")],
-    patients: Annotated[int, typer.Option(help="Number of patients over all centers.")] = 300,
-    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same cohort.")] = 0,
-    us_signal: Annotated[
-        float, typer.Option(help="Weight of the ultrasound latent in the LNM risk (0 = none).")
-    ] = 1.0,
-    cytology_signal: Annotated[
-        float, typer.Option(help="Weight of the cytology latent in the risk (0 = none).")
-    ] = 1.0,
-    config: Annotated[
-        Path | None, typer.Option(help="YAML file with any SynthConfig option (centers, …).")
+    patients: Annotated[
+        int | None, typer.Option(help="Number of patients over all centers (default 300).")
     ] = None,
-    workers: Annotated[int, typer.Option(help="Processes (0 = one per CPU core).")] = 0,
+    seed: Annotated[
+        int | None, typer.Option(help="Random seed: the same seed gives the same cohort (default 0).")
+    ] = None,
+    us_signal: Annotated[
+        float | None,
+        typer.Option(help="Weight of the ultrasound latent in the LNM risk (0 = none; default 1)."),
+    ] = None,
+    cytology_signal: Annotated[
+        float | None, typer.Option(help="Weight of the cytology latent in the risk (0 = none; default 1).")
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="YAML file with any SynthConfig option (centers, …); flags override it."),
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Processes (0 = one per CPU core; default 0).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace OUT if it already holds files.")] = False,
 ) -> None:
     """Generate a synthetic multi-center cohort: manifest, ultrasound, slides, truth.csv."""
+    from radiopath.config import merge_options
     from radiopath.synth import SynthConfig
 
-    base = SynthConfig.from_yaml(config).model_dump() if config else {}
-    base.update(
-        patients=patients, seed=seed, us_signal=us_signal, cytology_signal=cytology_signal, workers=workers
-    )
-    cfg = SynthConfig.from_dict(base, source=str(config or "options"))
+    flags = {"patients": patients, "seed": seed, "us_signal": us_signal, "cytology_signal": cytology_signal}
+    cfg = merge_options(SynthConfig, config, {**flags, "workers": workers})
     result = _synthesize_with_progress(out, cfg, overwrite)
     console.print(f"[green]wrote[/] {result.patients} patients to {result.out_dir} in {result.seconds:.1f} s")
     console.print(
@@ -160,23 +277,23 @@ def tile(
         Path, typer.Argument(help="Manifest (.csv/.parquet), or one slide file, image or folder of patches.")
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder; rerun to resume.")],
-    config: Annotated[Path | None, typer.Option(help="YAML file with any TilingConfig option.")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="YAML: a RunConfig (its cytology.tiling section is used) or TilingConfig options."),
+    ] = None,
     target_mpp: Annotated[float | None, typer.Option(help="µm per pixel of the tiles (default 0.5).")] = None,
     tile_size: Annotated[int | None, typer.Option(help="Tile side in pixels (default 224).")] = None,
     top_k: Annotated[int | None, typer.Option(help="Tiles kept per slide (default 64).")] = None,
-    mpp_table: Annotated[
-        Path | None, typer.Option(help="CSV 'slide,mpp' giving the resolution of slides without metadata.")
-    ] = None,
+    mpp_table: MppOpt = None,
     export_patches: Annotated[bool, typer.Option(help="Also write the kept tiles as PNG files.")] = False,
     workers: Annotated[int, typer.Option(help="Slides tiled in parallel (processes).")] = 1,
 ) -> None:
     """Find the cell-bearing tiles of every slide: tile table, thumbnails, QC flags."""
+    from radiopath.config import merge_options
     from radiopath.slides import TilingConfig, tile_cohort
 
-    base = TilingConfig.from_yaml(config).model_dump() if config else {}
-    given = {"target_mpp": target_mpp, "tile_size": tile_size, "top_k": top_k}
-    base.update({k: v for k, v in given.items() if v is not None})
-    cfg = TilingConfig.from_dict(base, source=str(config or "options"))
+    flags = {"target_mpp": target_mpp, "tile_size": tile_size, "top_k": top_k}
+    cfg = merge_options(TilingConfig, config, flags, section="cytology.tiling")
     status: dict[str, int] = {}
 
     def report(i: int, total: int, pid: str, summary: dict[str, Any]) -> None:
@@ -196,64 +313,111 @@ def tile(
 
 @app.command()
 @_friendly
+def extract(
+    manifest: Annotated[Path, typer.Argument(help="Validated manifest (.csv or .parquet).")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Features folder to write (FEATS); rerun to refresh.")
+    ],
+    config: ConfigOpt = None,
+    tiles: Annotated[
+        Path | None, typer.Option(help="A finished `radiopath tile` folder to take tiles from.")
+    ] = None,
+    mpp_table: MppOpt = None,
+    fast: FastOpt = False,
+    backbone: BackboneOpt = None,
+    weights: WeightsOpt = None,
+    device: DeviceOpt = None,
+    precision: PrecisionOpt = None,
+    cache_dir: CacheOpt = None,
+) -> None:
+    """Fit the preprocessing on the development cohort, extract every view's and tile's features → FEATS."""
+    from radiopath.progress import feature_bars
+    from radiopath.stages import extract_cohort
+
+    flags = {
+        "model.backbone": backbone,
+        "model.weights": weights,
+        "train.device": device,
+        "train.precision": precision,
+        "cache_dir": str(cache_dir) if cache_dir else None,
+    }
+    cfg = _run_config(config, fast, flags)
+    with feature_bars(console) as progress:
+        fs = extract_cohort(
+            manifest, out, cfg, tiles=tiles, mpp_table=mpp_table, say=console.print, progress=progress
+        )
+    counts = ", ".join(f"{len(v)} {k}" for k, v in fs.features.items())
+    console.print(
+        f"[green]wrote[/] {out} ({counts} instances); next: radiopath train {manifest} --features {out}"
+    )
+
+
+@app.command()
+@_friendly
 def train(
     manifest: Annotated[Path, typer.Argument(help="Validated manifest (.csv or .parquet).")],
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Run folder to create (or to continue with --resume).")
     ],
-    config: Annotated[
-        Path | None, typer.Option(help="YAML with any RunConfig option (see RUN/config.yaml).")
+    config: ConfigOpt = None,
+    features: Annotated[
+        Path | None, typer.Option(help="A `radiopath extract` folder to train on (features mode).")
     ] = None,
+    tiles: Annotated[
+        Path | None, typer.Option(help="A finished `radiopath tile` folder to take tiles from.")
+    ] = None,
+    mpp_table: MppOpt = None,
     resume: Annotated[bool, typer.Option(help="Continue a killed run in OUT where it stopped.")] = False,
-    fast: Annotated[
-        bool,
-        typer.Option(help="Start from the demo's fast profile (112-px inputs, 8 tiles, random weights)."),
-    ] = False,
-    backbone: Annotated[str | None, typer.Option(help="resnet18|34|50|101|152 or timm:<name>.")] = None,
-    weights: Annotated[str | None, typer.Option(help="none | imagenet | PATH to .safetensors/.pth.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace a run already in OUT.")] = False,
+    fast: FastOpt = False,
+    backbone: BackboneOpt = None,
+    weights: WeightsOpt = None,
     mode: Annotated[str | None, typer.Option(help="features (frozen backbone, cached) or finetune.")] = None,
     models: Annotated[
         str | None, typer.Option(help="Comma list, e.g. ultrasound,cytology,fusion_concat.")
     ] = None,
+    primary: Annotated[
+        str | None, typer.Option(help="The study's primary model (default fusion_concat).")
+    ] = None,
     epochs: Annotated[int | None, typer.Option(help="Maximum epochs per fold.")] = None,
     folds: Annotated[int | None, typer.Option(help="Cross-validation folds.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for folds, initialisation and shuffles.")] = None,
-    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda.")] = None,
-    cache_dir: Annotated[Path | None, typer.Option(help="Feature cache folder.")] = None,
+    device: DeviceOpt = None,
+    precision: PrecisionOpt = None,
+    cache_dir: CacheOpt = None,
 ) -> None:
     """Run the study protocol (5-fold CV, frozen threshold, external ensemble) for every model."""
-    from radiopath.train.config import RunConfig, fast_profile
+    from radiopath.progress import feature_bars
     from radiopath.train.run import train_run
 
-    base = fast_profile() if fast else RunConfig()
-    data = RunConfig.from_yaml(config).model_dump() if config else base.model_dump()
-    overrides = {
-        ("model", "backbone"): backbone,
-        ("model", "weights"): weights,
-        ("train", "mode"): mode,
-        ("model", "models"): models.split(",") if models else None,
-        ("train", "epochs"): epochs,
-        ("protocol", "n_folds"): folds,
-        ("protocol", "seed"): seed,
-        ("train", "device"): device,
+    flags = {
+        "model.backbone": backbone,
+        "model.weights": weights,
+        "train.mode": mode,
+        "model.models": models.split(",") if models else None,
+        "protocol.primary_model": primary,
+        "train.epochs": epochs,
+        "protocol.n_folds": folds,
+        "protocol.seed": seed,
+        "train.device": device,
+        "train.precision": precision,
+        "cache_dir": str(cache_dir) if cache_dir else None,
     }
-    for (section, key), value in overrides.items():
-        if value is not None:
-            data[section][key] = value
-    if cache_dir is not None:
-        data["cache_dir"] = str(cache_dir)
-    cfg = (
-        None
-        if (resume and config is None and not any(v is not None for v in overrides.values()))
-        else RunConfig.from_dict(data, source=str(config or "options"))
-    )
-    from radiopath.demo import train_with_progress
-
-    result = (
-        train_with_progress(manifest, out, cfg, resume, console)
-        if cfg is not None
-        else train_run(manifest, out, None, resume=True, say=console.print)
-    )
+    typed = config is not None or fast or any(v is not None for v in flags.values())
+    cfg = _run_config(config, fast, flags) if (typed or not resume) else None
+    with feature_bars(console) as progress:
+        result = train_run(
+            manifest,
+            out,
+            cfg,
+            resume=resume,
+            say=console.print,
+            feature_progress=progress,
+            features=features,
+            tiles=tiles,
+            mpp_table=mpp_table,
+            overwrite=overwrite,
+        )
     console.print(
         f"[green]done[/] in {result.seconds:.0f} s: {out}/predictions.parquet "
         f"({result.predictions['model'].nunique()} models); next: radiopath evaluate {out}"
@@ -324,7 +488,7 @@ def demo(
     5-fold CV of ultrasound-only, cytology-only and fusion models, external validation,
     evaluation and report.html — in minutes on a laptop CPU."""
     from radiopath.demo import run_demo
-    from radiopath.train.config import RunConfig
+    from radiopath.run_config import RunConfig
 
     run_config = RunConfig.from_yaml(config) if config else None
     run_demo(out, patients=patients, seed=seed, console=console, run_config=run_config)

@@ -15,16 +15,16 @@ from pathlib import Path
 
 import pandas as pd
 from rich.console import Console
-from rich.progress import TaskID
 from rich.table import Table
 from sklearn.metrics import roc_auc_score
 
 from radiopath.cohort import Cohort
-from radiopath.display import print_summary, progress_bar
+from radiopath.display import print_summary
+from radiopath.progress import feature_bars
+from radiopath.run_config import RunConfig, fast_profile
 from radiopath.synth import SynthConfig, oracle_auc
 from radiopath.synth.cohort import SynthResult, synthesize
-from radiopath.train.config import RunConfig, fast_profile
-from radiopath.train.run import RunResult, train_run
+from radiopath.train.run import train_run
 
 
 def prepare_cohort(folder: Path, cfg: SynthConfig, console: Console | None = None) -> Path:
@@ -94,14 +94,17 @@ def run_demo(
     resume = (run_dir / "config.yaml").exists()
     if resume:
         saved = RunConfig.from_yaml(run_dir / "config.yaml")
-        if saved.model_dump() != cfg.model_dump():
+        if saved.model_dump() != cfg.resolved().model_dump() or not (run_dir / "inputs.json").exists():
             shutil.rmtree(run_dir)  # the demo's own folder, made with other options: start over
             resume = False
     console.print(
         f"training {', '.join(cfg.model.models)} ({cfg.model.backbone}, weights "
         f"{cfg.model.weights}, {cfg.train.mode} mode, {cfg.protocol.n_folds}-fold CV)"
     )
-    result = train_with_progress(manifest, run_dir, cfg, resume, console)
+    with feature_bars(console) as progress:
+        result = train_run(
+            manifest, run_dir, cfg, resume=resume, say=console.print, feature_progress=progress
+        )
     made = {
         "manifest": manifest,
         "truth": out / "cohort" / "truth.csv",
@@ -156,20 +159,3 @@ def paper_table(predictions: pd.DataFrame, oracle: pd.DataFrame) -> Table:
             "",
         )
     return t
-
-
-def train_with_progress(
-    manifest: Path, run_dir: Path, cfg: RunConfig, resume: bool, console: Console
-) -> RunResult:
-    """``train_run`` with rich progress bars (feature extraction) and per-fold lines."""
-    with progress_bar(console) as bar:
-        tasks: dict[str, TaskID] = {}
-
-        def feature_progress(label: str, done: int, total: int) -> None:
-            if label not in tasks:
-                tasks[label] = bar.add_task(label, total=max(total, 1))
-            bar.update(tasks[label], completed=done, total=max(total, 1))
-
-        return train_run(
-            manifest, run_dir, cfg, resume=resume, say=console.print, feature_progress=feature_progress
-        )

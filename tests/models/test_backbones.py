@@ -16,14 +16,41 @@ DIMS = {"resnet18": 512, "resnet34": 512, "resnet50": 2048, "resnet101": 2048, "
 
 
 @pytest.mark.parametrize("name", sorted(BACKBONES))
-def test_every_backbone_gives_pooled_features(name: str) -> None:
+def test_every_backbone_splits_unpooled_features_from_the_pooling_head(name: str) -> None:
     torch.manual_seed(0)
     bb = create_backbone(name, "none").eval()
     assert bb.num_features == DIMS[name]
+    x = torch.rand(2, 3, 64, 64)
     with torch.inference_mode():
-        f = bb.forward_features(torch.rand(2, 3, 64, 64))
+        fmap = bb.forward_features(x)
+        pooled = bb.forward_head(fmap)
+        f = bb(x)
+    assert fmap.shape == (2, DIMS[name], 2, 2)  # stride 32: the last stage's map, unpooled
+    torch.testing.assert_close(pooled, fmap.mean(dim=(2, 3)))
+    torch.testing.assert_close(f, pooled)
     assert f.shape == (2, DIMS[name]) and torch.isfinite(f).all()
     assert not torch.allclose(f[0], f[1])  # different images, different features
+    # the Grad-CAM target is the last convolutional block, and it is what forward_features returns
+    seen = {}
+    handle = bb.layer().register_forward_hook(lambda _m, _i, out: seen.setdefault("out", out))
+    with torch.inference_mode():
+        bb.forward_features(x)
+    handle.remove()
+    torch.testing.assert_close(seen["out"], fmap)
+    assert bb.target_layer.startswith("body.layer4.") and bb.target_layer in bb.layer_names()
+    assert all(bb.layer(n) is not None for n in bb.layer_names())
+    with pytest.raises(ConfigError, match=r"body\.layer3"):
+        bb.layer("body.nope")
+
+
+def test_each_backbone_carries_its_input_normalisation() -> None:
+    bb = create_backbone("resnet18", "none").eval()
+    torch.testing.assert_close(bb.mean.flatten(), torch.tensor([0.485, 0.456, 0.406]))
+    torch.testing.assert_close(bb.std.flatten(), torch.tensor([0.229, 0.224, 0.225]))
+    x = torch.rand(1, 3, 32, 32)
+    with torch.inference_mode():
+        direct = bb.body((x - bb.mean) / bb.std)
+        torch.testing.assert_close(bb.forward_features(x), direct)
 
 
 def test_weights_from_safetensors_and_state_dict_files(tmp_path: Path) -> None:

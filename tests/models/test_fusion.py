@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from radiopath.models.fusion import FUSIONS
-from radiopath.models.model import PRESETS, HeadConfig, ModelSpec, RadiopathModel, _drop_modalities
+from radiopath.models.model import PRESETS, RadiopathModel, _drop_modalities
 from radiopath.models.pooling import GatedAttentionPool, MeanPool
+from radiopath.run_config import HeadConfig, ModelSpec
 
 DIMS = {"us": 12, "cytology": 10, "clinical": 3}
 
@@ -98,10 +100,33 @@ def test_modality_dropout_never_hides_every_modality() -> None:
 
 def test_input_statistics_come_from_the_training_patients_only() -> None:
     torch.manual_seed(0)
-    model = RadiopathModel(ModelSpec.preset("fusion_concat", clinical=True), HeadConfig(), DIMS)
+    model = RadiopathModel(ModelSpec.preset("fusion_concat", clinical=True), HeadConfig(pca_dim=4), DIMS)
     batch = _batch()
     batch["clinical"][0, 0] = float("nan")
-    model.fit_input_stats(batch)
-    present = batch["us"][batch["us_mask"]]
-    assert torch.allclose(model.us_mean, present.mean(0), atol=1e-6)
-    assert torch.isfinite(model.clinical_mean).all()
+    arrays = {k: v.numpy() for k, v in batch.items()}
+    train = np.array([0, 1, 2, 4])  # patient 3 and 5 are held out
+    model.fit_standardizers(arrays, train)
+    present = arrays["us"][train][arrays["us_mask"][train]]
+    np.testing.assert_allclose(model.standardize["us"].mean.numpy(), present.mean(0), atol=1e-6)
+    assert torch.isfinite(model.standardize["clinical"].mean).all()
+    # held-out patients never shape the statistics: change them, refit, same buffers
+    arrays["us"][3] += 100.0
+    before = {k: v.clone() for k, v in model.state_dict().items() if k.startswith("standardize.")}
+    model.fit_standardizers(arrays, train)
+    for k, v in model.state_dict().items():
+        if k.startswith("standardize."):
+            assert torch.equal(v, before[k]), k
+    # the projection keeps pca_dim orthonormal axes
+    comp = model.standardize["us"].components
+    assert comp.shape == (DIMS["us"], 4)
+    torch.testing.assert_close(comp.T @ comp, torch.eye(4), atol=1e-5, rtol=0)
+
+
+def test_heads_run_in_fp32_even_under_autocast() -> None:
+    """Heads on cached features compute in fp32 whatever the backbones' precision."""
+    torch.manual_seed(0)
+    model = RadiopathModel(ModelSpec.preset("fusion_gated"), HeadConfig(), DIMS).eval()
+    model.backbone_amp = torch.bfloat16
+    with torch.no_grad():
+        logits = model(_batch())
+    assert logits.dtype == torch.float32

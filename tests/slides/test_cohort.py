@@ -12,7 +12,15 @@ import pytest
 from typer.testing import CliRunner
 
 from radiopath.cli import app
-from radiopath.slides import SlideTilingError, TilingConfig, read_tiles, tile_cohort
+from radiopath.errors import ConfigError
+from radiopath.slides import (
+    SlideTilingError,
+    TilingConfig,
+    read_tile_folder,
+    read_tiles,
+    tile_cohort,
+    tile_slides_cached,
+)
 from radiopath.slides import cohort as cohort_mod
 from radiopath.synth import SynthResult
 from slides.conftest import COHORT_CFG as CFG
@@ -23,7 +31,8 @@ def test_cohort_outputs(small_cohort: SynthResult, cohort_tiles: Path) -> None:
     tiles = pd.read_parquet(cohort_tiles / "tiles.parquet")
     assert set(tiles["patient_id"]) == set(manifest["patient_id"])
     assert tiles.groupby("patient_id").size().max() <= 8
-    assert list(tiles.columns[:3]) == ["patient_id", "slide", "rank"]
+    assert list(tiles.columns[:4]) == ["patient_id", "slide_key", "slide", "rank"]
+    assert tiles.groupby("patient_id")["slide_key"].nunique().eq(1).all()
     slides = pd.read_csv(cohort_tiles / "slides.csv")
     assert (slides["status"] == "ok").all() and len(slides) == len(manifest)
     assert TilingConfig.from_yaml(cohort_tiles / "tiling.yaml") == CFG
@@ -139,3 +148,44 @@ def test_cli_tile_on_a_patch_folder_and_an_error(tmp_path: Path, svs_pixels: np.
     assert "patches: ok" in res.output and len(pd.read_parquet(tmp_path / "o" / "tiles.parquet")) == 4
     res = runner.invoke(app, ["tile", str(folder), "--out", str(tmp_path / "o2")])
     assert res.exit_code == 2 and "no physical resolution" in res.output
+
+
+def test_the_tile_cache_is_keyed_by_slide_content_not_patient_id(
+    small_cohort: SynthResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: two cohorts with the same patient ids shared one cached table per option set."""
+    slides = _subset(small_cohort, 3)
+    ids = list(slides)
+    first = tile_slides_cached(list(slides.items()), tmp_path, CFG)
+    calls: list[str] = []
+    real = cohort_mod.tile_slide_result
+    monkeypatch.setattr(cohort_mod, "tile_slide_result", lambda p, *a: calls.append(str(p)) or real(p, *a))
+    # another cohort: the same ids, but each id now names another patient's slide
+    other = [(ids[0], slides[ids[1]]), (ids[1], slides[ids[0]]), ("NEW", slides[ids[2]])]
+    second = tile_slides_cached(other, tmp_path, CFG)
+    assert calls == []  # every slide was found by its content
+    for name, slide in other:
+        source = next(pid for pid, s in slides.items() if s == slide)
+        cols = ["x", "y", "level", "score"]
+        pd.testing.assert_frame_equal(second[name][cols], first[source][cols])
+        assert second[name]["slide_key"].iloc[0] == first[source]["slide_key"].iloc[0]
+
+
+def test_a_tile_folder_is_only_reused_for_the_slides_it_was_made_from(
+    small_cohort: SynthResult, tmp_path: Path
+) -> None:
+    slides = _subset(small_cohort, 3)
+    out = tmp_path / "tiles"
+    tile_cohort(slides, out, CFG)
+    pairs = list(slides.items())
+    tables = read_tile_folder(out, pairs, CFG)
+    assert set(tables) == set(slides) and all(len(t) for t in tables.values())
+    ids = list(slides)
+    swapped = [(ids[0], slides[ids[1]]), (ids[1], slides[ids[0]]), (ids[2], slides[ids[2]])]
+    with pytest.raises(ConfigError, match="another slide") as info:
+        read_tile_folder(out, swapped, CFG)
+    assert ids[0] in str(info.value) and ids[1] in str(info.value) and ids[2] not in str(info.value)
+    with pytest.raises(ConfigError, match="other tiling options"):
+        read_tile_folder(out, pairs, TilingConfig(top_k=2))
+    with pytest.raises(ConfigError, match="not a finished"):
+        read_tile_folder(tmp_path / "nothing", pairs, CFG)

@@ -24,13 +24,14 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from radiopath.cohort import Cohort
+from radiopath.compute import plan
+from radiopath.features import extract_features
+from radiopath.modalities import StageContext
+from radiopath.models.inputs import PatientInputs
 from radiopath.models.model import RadiopathModel
+from radiopath.run_config import RunConfig
 from radiopath.synth import SynthConfig, oracle_auc, synthesize
 from radiopath.synth.latent import threshold
-from radiopath.train.config import RunConfig
-from radiopath.train.data import PatientInputs
-from radiopath.train.device import plan
-from radiopath.train.inputs import prepare_inputs
 from radiopath.train.protocol import run_model
 
 pytestmark = pytest.mark.slow
@@ -53,7 +54,8 @@ def study(
     cfg.ultrasound.intensity.equalize = "crop"
     cfg.cache_dir = str(root / "cache")
     cohort = Cohort.from_manifest(res.manifest)
-    inputs = prepare_inputs(cohort, cfg, CPU, Path(cfg.cache_dir)).inputs
+    ctx = StageContext(Path(cfg.cache_dir), workers=2)
+    inputs = extract_features(cohort.table, cfg, CPU, ctx).inputs(cohort.table)
     folds = cohort.folds(cfg.protocol.n_folds, cfg.protocol.seed).to_numpy()
     return inputs, folds, pd.read_csv(res.truth), cfg
 

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from feature_inputs import feature_cohort
-from radiopath.models.model import HeadConfig, ModelSpec, RadiopathModel
-from radiopath.train.device import plan
-from radiopath.train.loop import TrainConfig, predict, train_fold
+from radiopath.compute import plan
+from radiopath.models.model import RadiopathModel
+from radiopath.run_config import HeadConfig, ModelSpec, TrainConfig
+from radiopath.train.loop import predict, train_fold
 
 CPU = plan("cpu", "fp32")
 CFG = TrainConfig(epochs=12, min_epochs=12, patience=50, batch_size=16)

@@ -8,10 +8,10 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from feature_inputs import feature_cohort
-from radiopath.models.model import HeadConfig, ModelSpec, RadiopathModel
-from radiopath.train.device import plan
-from radiopath.train.loop import TrainConfig
-from radiopath.train.protocol import ProtocolConfig, run_model
+from radiopath.compute import plan
+from radiopath.models.model import RadiopathModel
+from radiopath.run_config import HeadConfig, ModelSpec, ProtocolConfig, TrainConfig
+from radiopath.train.protocol import run_model
 from radiopath.train.threshold import choose_threshold
 
 CPU = plan("cpu", "fp32")

@@ -2,79 +2,42 @@
 
 The same module serves both training modes: in ``features`` mode the batch carries cached
 backbone features (B, N, D) and ``backbones`` is empty; in ``finetune`` mode it carries
-images (B, N, 3, H, W) and the backbones run inside ``forward``.
+images (B, N, H, W, 3) and the backbones run inside ``forward``. Modalities come from the
+registry (:mod:`radiopath.modalities`): an image modality is a set of instances (views,
+tiles) encoded and pooled; a vector modality (clinical) goes through a small MLP.
+
+Precision: backbones may run under bf16 autocast (:attr:`backbone_amp`); everything after
+them — standardisation, encoders, fusion — always runs in fp32. Heads on cached features are
+tiny, and fp32 makes their results independent of the processor and of how a batch is split
+between processes.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import contextlib
 
+import numpy as np
 import torch
-from pydantic import Field
 from torch import nn
 
-from radiopath.config import StrictModel
 from radiopath.errors import ConfigError
+from radiopath.modalities import MODALITIES, ImageModality
 from radiopath.models.backbones import Backbone
 from radiopath.models.encoders import ClinicalEncoder, InstanceSetEncoder
 from radiopath.models.fusion import create_fusion
+from radiopath.models.standardize import Standardizer, fit_standardizer
+from radiopath.run_config import HeadConfig, ModelSpec, model_presets
 
-Modality = Literal["us", "cytology", "clinical"]
-#: Image modalities and the batch keys that carry them.
-IMAGE_MODALITIES: tuple[str, ...] = ("us", "cytology")
+#: Named models of a study (from the modality registry): unimodal baselines and fusions.
+PRESETS = model_presets()
+#: Image modalities (registry keys), in order.
+IMAGE_MODALITIES: tuple[str, ...] = tuple(k for k, m in MODALITIES.items() if isinstance(m, ImageModality))
 
-#: Named models of a study: the unimodal baselines and the fusion models, as in the paper.
-PRESETS: dict[str, tuple[list[str], str]] = {
-    "ultrasound": (["us"], "none"),
-    "cytology": (["cytology"], "none"),
-    "fusion_late": (["us", "cytology"], "late"),
-    "fusion_concat": (["us", "cytology"], "concat"),
-    "fusion_gated": (["us", "cytology"], "gated"),
-    "fusion_bilinear": (["us", "cytology"], "bilinear"),
-}
+__all__ = ["IMAGE_MODALITIES", "PRESETS", "HeadConfig", "ModelSpec", "RadiopathModel"]
 
 
-class HeadConfig(StrictModel):
-    """Sizes and regularisation of everything after the backbone."""
-
-    dim: int = Field(64, ge=4, description="embedding size per modality")
-    pca_dim: int | None = Field(
-        16,
-        ge=2,
-        description="features mode: project cached features on this many principal components, "
-        "fitted on each training fold (a strong regulariser for small cohorts); None keeps all",
-    )
-    dropout: float = Field(0.25, ge=0, lt=1)
-    us_pooling: Literal["mean", "attention"] = "mean"
-    cytology_pooling: Literal["mean", "attention"] = "attention"
-    late_mode: Literal["average", "stacked"] = "average"
-    hidden: int = Field(64, ge=4)
-    bilinear_rank: int = Field(16, ge=2)
-    modality_dropout: float = Field(
-        0.2, ge=0, lt=1, description="training: drop one modality with this probability"
-    )
-
-
-class ModelSpec(StrictModel):
-    """One model of the study: a name, the inputs it sees, and how it fuses them."""
-
-    name: str
-    modalities: list[Modality]
-    fusion: Literal["none", "late", "concat", "gated", "bilinear"]
-
-    @classmethod
-    def preset(cls, name: str, clinical: bool = False) -> ModelSpec:
-        """``ultrasound``, ``cytology``, ``fusion_<late|concat|gated|bilinear>``; ``clinical``
-        adds the clinical covariates as a third input to fusion models (name gets ``+clin``)."""
-        base = name.removesuffix("+clin")
-        if base not in PRESETS:
-            raise ConfigError(
-                f"unknown model '{name}'; choose from {sorted(PRESETS)} (fusion models may end in +clin)"
-            )
-        modalities, fusion = PRESETS[base]
-        if (clinical or name.endswith("+clin")) and fusion != "none":
-            return cls(name=f"{base}+clin", modalities=[*modalities, "clinical"], fusion=fusion)  # type: ignore[list-item]
-        return cls(name=base, modalities=list(modalities), fusion=fusion)  # type: ignore[arg-type]
+def is_image(modality: str) -> bool:
+    return isinstance(MODALITIES[modality], ImageModality)
 
 
 class RadiopathModel(nn.Module):
@@ -91,18 +54,23 @@ class RadiopathModel(nn.Module):
         self.spec = spec
         self.head_cfg = head
         self.backbones = nn.ModuleDict(backbones or {})
-        self._pca_dims: dict[str, int] = {}
+        self.backbone_amp: torch.dtype | None = None
+        standardize: dict[str, Standardizer] = {}
         encoders: dict[str, nn.Module] = {}
         for m in spec.modalities:
             if m not in in_dims:
                 raise ConfigError(f"model '{spec.name}' needs {m} inputs, but the cohort has none")
-            if m == "clinical":
-                encoders[m] = ClinicalEncoder(in_dims[m], head.dim, head.dropout)
+            if m not in self.backbones:
+                k = head.pca_dim if is_image(m) else None
+                standardize[m] = Standardizer(in_dims[m], k)
+            dim = standardize[m].out_dim if m in standardize else in_dims[m]
+            if is_image(m):
+                modality = MODALITIES[m]
+                assert isinstance(modality, ImageModality)
+                encoders[m] = InstanceSetEncoder(dim, head.dim, modality.pooling(head), head.dropout)
             else:
-                pooling = head.us_pooling if m == "us" else head.cytology_pooling
-                encoders[m] = InstanceSetEncoder(
-                    self._projected_dim(m, in_dims[m]), head.dim, pooling, head.dropout
-                )
+                encoders[m] = ClinicalEncoder(dim, head.dim, head.dropout)
+        self.standardize = nn.ModuleDict(standardize)
         self.encoders = nn.ModuleDict(encoders)
         self.fusion = create_fusion(
             spec.fusion,
@@ -113,96 +81,64 @@ class RadiopathModel(nn.Module):
             hidden=head.hidden,
             rank=head.bilinear_rank,
         )
-        # input standardisation (features mode and clinical): fitted on the training fold only,
-        # stored as buffers so every checkpoint carries the statistics it was trained with
-        for m in spec.modalities:
-            if m not in self.backbones:
-                self.register_buffer(f"{m}_mean", torch.zeros(in_dims[m]))
-                self.register_buffer(f"{m}_std", torch.ones(in_dims[m]))
-            if m in self._pca_dims:
-                self.register_buffer(f"{m}_proj", torch.eye(in_dims[m])[:, : self._pca_dims[m]].clone())
         self.last_instance_weights: dict[str, torch.Tensor] = {}
 
-    def _projected_dim(self, m: str, dim: int) -> int:
-        """Cached image features are projected on their first ``head.pca_dim`` principal
-        components (fitted per fold); backbone outputs in finetune mode are not."""
-        k = self.head_cfg.pca_dim
-        if k and m not in self.backbones and k < dim:
-            self._pca_dims[m] = k
-            return k
-        return dim
+    def fit_standardizers(self, arrays: dict[str, np.ndarray], index: np.ndarray) -> None:
+        """Fit every input standardisation on the patients ``index`` (a training fold) only.
 
-    @torch.no_grad()
-    def fit_input_stats(self, batch: dict[str, torch.Tensor]) -> None:
-        """Set the standardisation buffers from the (training) patients in ``batch``.
-
-        Mean and sd are taken over present instances only (padding and missing views are
-        ignored); constant features keep sd 1.
+        Means and sds are taken over present instances (padding and missing views are
+        ignored); the projection keeps ``head.pca_dim`` principal components.
         """
-        for m in self.spec.modalities:
-            if m in self.backbones:
-                continue
-            x = batch[m].float()
-            rows = x[batch["clinical_mask"]] if m == "clinical" else x[batch[f"{m}_mask"]]
-            if rows.shape[0] == 0:
-                continue
-            mean = torch.nanmean(rows, 0)
-            centered = torch.nan_to_num(rows - mean, nan=0.0)
-            count = (~torch.isnan(rows)).sum(0).clamp_min(1)
-            std = (centered.pow(2).sum(0) / count).sqrt()
-            getattr(self, f"{m}_mean").copy_(torch.nan_to_num(mean, nan=0.0))
-            std = torch.where(std > 1e-6, std, torch.ones_like(std))
-            getattr(self, f"{m}_std").copy_(std)
-            if m in self._pca_dims:
-                z = torch.nan_to_num((rows - mean) / std, nan=0.0)
-                _, _, vt = torch.linalg.svd(z, full_matrices=False)
-                k = min(self._pca_dims[m], vt.shape[0])
-                proj = torch.zeros_like(getattr(self, f"{m}_proj"))
-                proj[:, :k] = vt[:k].T
-                getattr(self, f"{m}_proj").copy_(proj)
-
-    def _standardise(self, m: str, x: torch.Tensor) -> torch.Tensor:
-        if m in self.backbones:
-            return x
-        z = (x - getattr(self, f"{m}_mean")) / getattr(self, f"{m}_std")
-        if m == "clinical":
-            return torch.nan_to_num(z, nan=0.0)
-        return z @ getattr(self, f"{m}_proj") if m in self._pca_dims else z
-
-    def _backbone_features(self, m: str, x: torch.Tensor) -> torch.Tensor:
-        """Finetune mode: (B, N, H, W, 3) uint8 images → (B, N, D) features."""
-        b, n = x.shape[:2]
-        flat = x.flatten(0, 1)
-        if flat.dtype == torch.uint8:
-            flat = _images_to_input(flat)
-        return self.backbones[m].forward_features(flat).reshape(b, n, -1)
+        for m, module in self.standardize.items():
+            rows = arrays[m][index][arrays[f"{m}_mask"][index].astype(bool)]
+            module.load(fit_standardizer(rows, module.out_dim if module.project else None))
 
     def present(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Which patients have each modality: (B,) bool per modality."""
         out = {}
         for m in self.spec.modalities:
-            out[m] = batch[f"{m}_mask"].any(1) if m != "clinical" else batch["clinical_mask"]
+            mask = batch[f"{m}_mask"]
+            out[m] = mask.any(1) if mask.ndim == 2 else mask
         return out
 
+    def _autocast(self, device_type: str) -> contextlib.AbstractContextManager[None]:
+        if self.backbone_amp is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device_type, dtype=self.backbone_amp)
+
+    def _backbone_features(self, m: str, x: torch.Tensor) -> torch.Tensor:
+        """Finetune mode: (B, N, H, W, 3) uint8 images → (B, N, D) fp32 features."""
+        b, n = x.shape[:2]
+        flat = x.flatten(0, 1)
+        if flat.dtype == torch.uint8:
+            flat = images_to_input(flat)
+        with self._autocast(flat.device.type):
+            feats = self.backbones[m](flat)
+        return feats.float().reshape(b, n, -1)
+
+    def embed(
+        self, batch: dict[str, torch.Tensor], present: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """Per-modality patient embeddings (B, dim), fp32."""
+        emb: dict[str, torch.Tensor] = {}
+        for m in self.spec.modalities:
+            x = self._backbone_features(m, batch[m]) if m in self.backbones else self.standardize[m](batch[m])
+            if not is_image(m):
+                emb[m] = self.encoders[m](x)
+                continue
+            emb[m], weights = self.encoders[m](x, batch[f"{m}_mask"] & present[m].unsqueeze(1))
+            self.last_instance_weights[m] = weights.detach()
+        return emb
+
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Logits (B,) for a batch dict: ``us``/``cytology`` (+ ``_mask``), ``clinical`` (+ ``_mask``)."""
+        """Logits (B,) for a batch dict: ``<modality>`` and ``<modality>_mask`` per modality."""
         present = self.present(batch)
         if self.training and self.head_cfg.modality_dropout > 0 and len(present) > 1:
             present = _drop_modalities(present, self.head_cfg.modality_dropout)
-        emb: dict[str, torch.Tensor] = {}
-        for m in self.spec.modalities:
-            if m == "clinical":
-                emb[m] = self.encoders[m](self._standardise(m, batch["clinical"]))
-                continue
-            x, mask = self._standardise(m, batch[m]), batch[f"{m}_mask"]
-            if m in self.backbones:
-                x = self._backbone_features(m, x)
-            emb[m], weights = self.encoders[m](x, mask & present[m].unsqueeze(1))
-            self.last_instance_weights[m] = weights.detach()
-        return self.fusion(emb, present)
+        return self.fusion(self.embed(batch, present), present)
 
 
-def _images_to_input(x: torch.Tensor) -> torch.Tensor:
+def images_to_input(x: torch.Tensor) -> torch.Tensor:
     """(N, H, W, 3) uint8 → (N, 3, H, W) float in [0, 1], channels_last (same memory, no copy)."""
     return x.permute(0, 3, 1, 2).float().div_(255.0).contiguous(memory_format=torch.channels_last)
 

@@ -8,7 +8,7 @@ The model stage calls::
     patches = read_tiles(path, table)                   # (K, S, S, 3) uint8 at target mpp
 """
 
-from radiopath.slides.cohort import SlideTilingError, tile_cohort
+from radiopath.slides.cohort import SlideTilingError, read_tile_folder, tile_cohort, tile_slides_cached
 from radiopath.slides.config import TilingConfig
 from radiopath.slides.reader import Slide, load_mpp_table, open_slide
 from radiopath.slides.tiling import TILE_COLUMNS, SlideTiling, read_tiles, tile_slide, tile_slide_result
@@ -21,8 +21,10 @@ __all__ = [
     "TilingConfig",
     "load_mpp_table",
     "open_slide",
+    "read_tile_folder",
     "read_tiles",
     "tile_cohort",
     "tile_slide",
     "tile_slide_result",
+    "tile_slides_cached",
 ]

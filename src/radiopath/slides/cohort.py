@@ -13,7 +13,14 @@ Output folder::
 
 Every file is written atomically and ``summary.json`` comes last, so a crash loses at most
 the slide in progress. A rerun skips slides whose ``summary.json`` matches the current
-options and the slide file (size and modification time); the others are tiled again.
+options, the slide's *content* (:func:`radiopath.io.fingerprint.slide_identity`) and the
+tiling code; the others are tiled again.
+
+:func:`tile_slides_cached` is the same work for a shared cache: one folder per slide content
+and options (``CACHE/tiles/<options>/<key>``), never per patient id, so cohorts whose patient
+ids repeat (``P001`` everywhere) and concurrent runs share it safely.
+:func:`read_tile_folder` reuses a finished ``radiopath tile`` folder, after checking that each
+patient's slide and the options are the ones it was made from.
 A slide that fails (unreadable, no resolution) does not stop the others; the run ends with
 one error listing every failed slide, and ``tiles.parquet`` is only written when none failed,
 so a later stage never trusts an incomplete table.
@@ -35,6 +42,7 @@ import pandas as pd
 
 from radiopath.errors import ConfigError, RadiopathError
 from radiopath.io.atomic import atomic_path, write_text
+from radiopath.io.fingerprint import digest, slide_identity, source_digest
 from radiopath.parallel import process_pool
 from radiopath.slides.config import TilingConfig
 from radiopath.slides.reader import load_mpp_table, lookup_mpp, open_slide
@@ -103,26 +111,38 @@ def config_hash(cfg: TilingConfig) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
+#: The code whose changes change tiles: part of every slide's fingerprint.
+TILING_CODE = (
+    "radiopath.slides.tiling",
+    "radiopath.slides.detection",
+    "radiopath.slides.qc",
+    "radiopath.slides.reader",
+    "radiopath.io.slides",
+)
+
+
+def tiling_code_version() -> str:
+    """Digest of the tiling code (:data:`TILING_CODE`)."""
+    return source_digest(*TILING_CODE)
+
+
 def _fingerprint(slide: Path, cfg: TilingConfig, mpp_override: float | None, export: bool) -> dict[str, Any]:
-    if slide.is_dir():
-        files = sorted(p for p in slide.iterdir() if p.is_file())
-        stamp = [
-            len(files),
-            sum(p.stat().st_size for p in files),
-            max((p.stat().st_mtime_ns for p in files), default=0),
-        ]
-    elif slide.exists():
-        st = slide.stat()
-        stamp = [1, st.st_size, st.st_mtime_ns]
-    else:
-        stamp = [0, 0, 0]
+    """What a finished slide's tiles depend on: its content, the options and the code."""
     return {
-        "slide": str(slide.resolve()),
-        "stamp": stamp,
+        "slide_key": slide_identity(slide) if slide.exists() else None,
         "config": config_hash(cfg),
         "mpp_override": mpp_override,
         "export_patches": export,
+        "code": tiling_code_version(),
     }
+
+
+def _same(fingerprint: Any, wanted: dict[str, Any]) -> bool:
+    """Fingerprints match on everything but ``export_patches`` when patches are not wanted."""
+    if not isinstance(fingerprint, dict):
+        return False
+    keys = [k for k in wanted if k != "export_patches" or wanted[k]]
+    return all(fingerprint.get(k) == wanted[k] for k in keys)
 
 
 def _done(folder: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
@@ -131,7 +151,7 @@ def _done(folder: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
         summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if summary.get("fingerprint") != fingerprint or not (folder / "tiles.parquet").exists():
+    if not _same(summary.get("fingerprint"), fingerprint) or not (folder / "tiles.parquet").exists():
         return None
     return summary
 
@@ -164,9 +184,6 @@ def tile_cohort(
     cfg = cfg or TilingConfig()
     out_dir = Path(out_dir)
     pairs = slides_of(cohort_or_manifest)
-    if isinstance(mpp_table, (str, Path)):
-        mpp_table = load_mpp_table(mpp_table)
-    overrides = mpp_table or {}
     folders = {pid: out_dir / "slides" / slug(pid) for pid, _ in pairs}
     if len(set(folders.values())) != len(folders):
         raise ConfigError(
@@ -176,13 +193,138 @@ def tile_cohort(
     final = out_dir / "tiles.parquet"
     final.unlink(missing_ok=True)  # rewritten at the end; never left stale from an older run
     cfg.to_yaml(out_dir / "tiling.yaml")
+    summaries = _tile_all(pairs, folders, cfg, _overrides(mpp_table), export_patches, workers, progress)
+    _write_index(out_dir, pairs, summaries)
+    failures = {pid: s["message"] for pid, s in summaries.items() if s["status"] == "error"}
+    if failures:
+        raise SlideTilingError(out_dir, failures)
+    tables = [_patient_table(pid, folders[pid], summaries[pid]) for pid, _ in pairs]
+    combined = pd.concat(tables, ignore_index=True) if tables else _patient_table_empty()
+    with atomic_path(final) as tmp:
+        combined.to_parquet(tmp, index=False)
+    return final
+
+
+def tile_slides_cached(
+    pairs: list[tuple[str, Path]],
+    cache_dir: str | Path,
+    cfg: TilingConfig | None = None,
+    *,
+    mpp_table: str | Path | Mapping[str, float] | None = None,
+    workers: int = 1,
+    progress: Progress | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Tile slides into a shared, content-keyed cache; return each name's tile table.
+
+    ``pairs`` are ``(name, slide)``; names only label progress and errors. A slide's folder is
+    ``cache_dir/tiles/<options>/<key[:2]>/<key>`` with ``key`` from the slide's content and its
+    resolution override, so the same slide under two patient ids (or two cohorts) is tiled
+    once, and two different slides under one id never meet. Entries are written atomically
+    (``summary.json`` last): concurrent runs at worst tile a slide twice, identically.
+
+    Raises:
+        SlideTilingError: listing every slide that failed.
+    """
+    cfg = cfg or TilingConfig()
+    overrides = _overrides(mpp_table)
+    root = Path(cache_dir) / "tiles" / config_hash(cfg)
+    folders = {}
+    for name, slide in pairs:
+        key = digest(
+            slide_identity(slide) if slide.exists() else str(slide), lookup_mpp(overrides, slide, name)
+        )
+        folders[name] = root / key[:2] / key
+    summaries = _tile_all(pairs, folders, cfg, overrides, False, workers, progress)
+    failures = {pid: s["message"] for pid, s in summaries.items() if s["status"] == "error"}
+    if failures:
+        raise SlideTilingError(root, failures)
+    return {name: _patient_table(name, folders[name], summaries[name]) for name, _ in pairs}
+
+
+def read_tile_folder(
+    folder: str | Path,
+    pairs: list[tuple[str, Path]],
+    cfg: TilingConfig,
+    *,
+    mpp_table: str | Path | Mapping[str, float] | None = None,
+) -> dict[str, pd.DataFrame]:
+    """The tile tables of a finished ``radiopath tile`` folder, checked against ``pairs``.
+
+    Every patient's slide must be the one the folder was made from (same content), with the
+    same tiling options and resolution override; anything else would pair a patient with
+    another slide's tiles.
+
+    Raises:
+        ConfigError: the folder is unfinished, was made with other options, or lacks or
+            mismatches a patient's slide (every such patient is named).
+    """
+    folder = Path(folder)
+    if not (folder / "tiles.parquet").is_file():
+        raise ConfigError(
+            f"{folder} holds no tiles.parquet: it is not a finished `radiopath tile` folder; run "
+            f"`radiopath tile MANIFEST --out {folder}` first (it resumes), or leave out --tiles"
+        )
+    overrides = _overrides(mpp_table)
+    problems: list[str] = []
+    out: dict[str, pd.DataFrame] = {}
+    for pid, slide in pairs:
+        sub = folder / "slides" / slug(pid)
+        wanted = _fingerprint(slide, cfg, lookup_mpp(overrides, slide, pid), False)
+        summary = _done(sub, wanted)
+        if summary is None:
+            problems.append(f"{pid}: {_mismatch(sub, wanted)}")
+            continue
+        out[pid] = _patient_table(pid, sub, summary)
+    if problems:
+        shown = "\n".join(f"  - {p}" for p in problems[:20])
+        more = f"\n  … and {len(problems) - 20} more" if len(problems) > 20 else ""
+        raise ConfigError(
+            f"{folder} does not match this manifest and these tiling options for {len(problems)} "
+            f"slide(s):\n{shown}{more}\nrerun `radiopath tile MANIFEST --out {folder}` with the same "
+            "--config (finished slides are kept), or leave out --tiles"
+        )
+    return out
+
+
+def _mismatch(sub: Path, wanted: dict[str, Any]) -> str:
+    try:
+        have = json.loads((sub / "summary.json").read_text(encoding="utf-8")).get("fingerprint", {})
+    except (OSError, ValueError):
+        return "not tiled in that folder"
+    if not isinstance(have, dict):
+        return "tiled by an older radiopath; tile again"
+    if have.get("slide_key") != wanted["slide_key"]:
+        return "tiled from another slide (the file's content differs)"
+    if have.get("config") != wanted["config"]:
+        return "tiled with other tiling options"
+    if have.get("mpp_override") != wanted["mpp_override"]:
+        return f"tiled with resolution override {have.get('mpp_override')}, now {wanted['mpp_override']}"
+    return "tiled by another version of the tiling code; tile again"
+
+
+def _overrides(mpp_table: str | Path | Mapping[str, float] | None) -> Mapping[str, float]:
+    if isinstance(mpp_table, (str, Path)):
+        return load_mpp_table(mpp_table)
+    return mpp_table or {}
+
+
+def _tile_all(
+    pairs: list[tuple[str, Path]],
+    folders: Mapping[str, Path],
+    cfg: TilingConfig,
+    overrides: Mapping[str, float],
+    export_patches: bool,
+    workers: int,
+    progress: Progress | None,
+) -> dict[str, dict[str, Any]]:
+    """Tile every slide not finished in its folder; return every slide's summary."""
     jobs, summaries = [], {}
     for pid, slide in pairs:
         override = lookup_mpp(overrides, slide, pid)
         fp = _fingerprint(slide, cfg, override, export_patches)
         done = _done(folders[pid], fp)
         if done is not None:
-            summaries[pid] = {**done, "skipped": True}
+            summaries[pid] = {**done, "patient_id": pid, "skipped": True}
         else:
             jobs.append(
                 _Job(pid, str(slide), str(folders[pid]), cfg.model_dump(), override, export_patches, fp)
@@ -196,19 +338,23 @@ def tile_cohort(
         finished += 1
         if progress:
             progress(finished, total, summary["patient_id"], summary)
-    _write_index(out_dir, pairs, summaries)
-    failures = {pid: s["message"] for pid, s in summaries.items() if s["status"] == "error"}
-    if failures:
-        raise SlideTilingError(out_dir, failures)
-    tables = []
-    for pid, _ in pairs:
-        t = pd.read_parquet(folders[pid] / "tiles.parquet")
-        t.insert(0, "patient_id", pd.array([pid] * len(t), dtype="string"))
-        tables.append(t)
-    combined = pd.concat(tables, ignore_index=True) if tables else empty_table()
-    with atomic_path(final) as tmp:
-        combined.to_parquet(tmp, index=False)
-    return final
+    return summaries
+
+
+def _patient_table(pid: str, folder: Path, summary: Mapping[str, Any]) -> pd.DataFrame:
+    """A slide's tile table with the patient id and the slide's content key in front."""
+    t = pd.read_parquet(folder / "tiles.parquet")
+    t.insert(0, "patient_id", pd.array([pid] * len(t), dtype="string"))
+    key = (summary.get("fingerprint") or {}).get("slide_key")
+    t.insert(1, "slide_key", pd.array([key] * len(t), dtype="string"))
+    return t
+
+
+def _patient_table_empty() -> pd.DataFrame:
+    t = empty_table()
+    t.insert(0, "patient_id", pd.array([], dtype="string"))
+    t.insert(1, "slide_key", pd.array([], dtype="string"))
+    return t
 
 
 def _run(jobs: list[_Job], workers: int) -> Any:

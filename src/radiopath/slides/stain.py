@@ -20,7 +20,8 @@ colour and a fit pooled over many tiles of a center.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import cv2
 import numpy as np
@@ -130,6 +131,31 @@ class MacenkoNormalizer:
         self.background_ = np.mean(backgrounds, axis=0)
         return self
 
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-ready state: the options and the fitted reference (stains, scale, glass colour)."""
+        return {
+            "method": "macenko",
+            "beta": self.beta,
+            "alpha": self.alpha,
+            "min_pixels": self.min_pixels,
+            "max_pixels": self.max_pixels,
+            "percentile": self.percentile,
+            "stains": _listed(self.stains_),
+            "max_conc": _listed(self.max_conc_),
+            "background": _listed(self.background_),
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> MacenkoNormalizer:
+        """Rebuild a normaliser saved with :meth:`state_dict` (nothing is refitted)."""
+        obj = cls(
+            state["beta"], state["alpha"], state["min_pixels"], state["max_pixels"], state["percentile"]
+        )
+        obj.stains_ = _array(state.get("stains"), (2, 3))
+        obj.max_conc_ = _array(state.get("max_conc"), (2,))
+        obj.background_ = _array(state.get("background"), (3,))
+        return obj
+
     def stain_matrix(self, image: np.ndarray) -> np.ndarray:
         """The ``(2, 3)`` unit stain OD vectors estimated from ``image``."""
         _check(image)
@@ -208,6 +234,23 @@ class ReinhardNormalizer:
         self.mean_, self.std_ = pooled.mean(axis=0), np.maximum(pooled.std(axis=0), 1e-3)
         return self
 
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-ready state: the option and the fitted reference LAB statistics."""
+        return {
+            "method": "reinhard",
+            "od_threshold": self.od_threshold,
+            "mean": _listed(self.mean_),
+            "std": _listed(self.std_),
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> ReinhardNormalizer:
+        """Rebuild a normaliser saved with :meth:`state_dict` (nothing is refitted)."""
+        obj = cls(state["od_threshold"])
+        obj.mean_ = _array(state.get("mean"), (3,), np.float32)
+        obj.std_ = _array(state.get("std"), (3,), np.float32)
+        return obj
+
     def transform(self, image: np.ndarray) -> np.ndarray:
         """``image`` with its stained pixels' LAB statistics matched to the reference."""
         if self.mean_ is None or self.std_ is None:
@@ -223,6 +266,44 @@ class ReinhardNormalizer:
         out[..., 0] = np.clip(out[..., 0], 0, 100)
         rgb = cv2.cvtColor(out.astype(np.float32), cv2.COLOR_LAB2RGB)
         return np.clip(rgb * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+StainNormalizer = MacenkoNormalizer | ReinhardNormalizer
+NORMALIZERS: dict[str, type[MacenkoNormalizer] | type[ReinhardNormalizer]] = {
+    "macenko": MacenkoNormalizer,
+    "reinhard": ReinhardNormalizer,
+}
+
+
+def normalizer_from_state(state: Mapping[str, Any]) -> StainNormalizer:
+    """The fitted normaliser a :meth:`state_dict` describes.
+
+    Raises:
+        ConfigError: an unknown method or a damaged state.
+    """
+    method = state.get("method") if isinstance(state, Mapping) else None
+    if method not in NORMALIZERS:
+        raise ConfigError(
+            f"stain normaliser state has method {method!r}; expected one of {sorted(NORMALIZERS)}"
+        )
+    try:
+        return NORMALIZERS[method].from_state(state)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"stain normaliser state is damaged ({exc}); fit the normaliser again") from None
+
+
+def _listed(value: np.ndarray | None) -> list[Any] | None:
+    """An array as nested lists of floats, exactly (float64 repr round-trips)."""
+    return None if value is None else np.asarray(value, np.float64).tolist()
+
+
+def _array(value: Any, shape: tuple[int, ...], dtype: type = np.float64) -> np.ndarray | None:
+    if value is None:
+        return None
+    arr = np.asarray(value, dtype)
+    if arr.shape != shape:
+        raise ValueError(f"expected shape {shape}, got {arr.shape}")
+    return arr
 
 
 class HEDAugmenter:

@@ -9,54 +9,33 @@ weights. Checkpoints (model, optimizer, early-stopping state) are written atomic
 
 Under ``torchrun`` the loop is data-parallel (DDP): each global batch is split across ranks
 and the loss is scaled so that the averaged gradient equals the single-process gradient.
+Only backbones (finetune mode) may run under bf16 autocast; the heads train in fp32, so a
+run gives the same predictions on every processor and with any number of processes.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import Field
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
-from radiopath.config import StrictModel
-from radiopath.io.atomic import atomic_path
+from radiopath import distributed as dist
+from radiopath.compute import ComputePlan, seeded, threads
+from radiopath.models import checkpoint as ckpt_io
+from radiopath.models.inference import predict_proba
+from radiopath.models.inputs import PatientInputs
 from radiopath.models.model import RadiopathModel
-from radiopath.train import distributed as dist
-from radiopath.train.data import PatientInputs
-from radiopath.train.device import ComputePlan, seeded, threads
+from radiopath.run_config import TrainConfig
 
 Augment = Callable[[dict[str, torch.Tensor], np.random.Generator], dict[str, torch.Tensor]]
 
-
-class TrainConfig(StrictModel):
-    """How heads (features mode) or whole networks (finetune mode) are trained."""
-
-    mode: Literal["features", "finetune"] = "features"
-    epochs: int = Field(80, ge=1)
-    batch_size: int = Field(32, ge=2)
-    lr: float = Field(2e-3, gt=0, description="learning rate of the heads")
-    backbone_lr: float = Field(1e-4, gt=0, description="finetune: learning rate of the backbones")
-    weight_decay: float = Field(0.05, ge=0)
-    patience: int = Field(15, ge=1, description="epochs without validation improvement before stopping")
-    min_epochs: int = Field(10, ge=0)
-    class_weighted: bool = Field(True, description="weight positives by n_negative / n_positive")
-    inner_val_fraction: float = Field(
-        0.2, gt=0, lt=0.5, description="share of training patients for early stopping"
-    )
-    checkpoint_every: int = Field(1, ge=1)
-    device: str = "auto"
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
-    channels_last: bool = True
-    compile: bool = Field(False, description="torch.compile the backbone for feature extraction")
-    extract_batch_size: int = Field(32, ge=1)
+__all__ = ["Augment", "FoldResult", "TrainConfig", "has_checkpoint", "predict", "train_fold"]
 
 
 @dataclass
@@ -114,7 +93,8 @@ def _train_fold(
     n_pos, n_neg = float((y_train == 1).sum()), float((y_train == 0).sum())
     pos_weight = n_neg / max(n_pos, 1.0) if cfg.class_weighted else 1.0
     model.to(device)
-    model.fit_input_stats(inputs.batch(train_idx, mods, device))
+    model.backbone_amp = compute.amp_dtype
+    model.fit_standardizers(inputs.arrays, train_idx)
     groups = [{"params": [], "base_lr": cfg.lr}, {"params": [], "base_lr": cfg.backbone_lr}]
     for name, p in model.named_parameters():
         if p.requires_grad:
@@ -122,7 +102,7 @@ def _train_fold(
     opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, weight_decay=cfg.weight_decay)
     ddp_model = dist.wrap(model)
     state = _State()
-    if ckpt_dir is not None and has_checkpoint(ckpt_dir):
+    if ckpt_dir is not None and ckpt_io.has_training_state(ckpt_dir):
         state = _resume(ckpt_dir, model, opt)
         if state.done:
             return state.result()
@@ -147,8 +127,7 @@ def _train_fold(
                     batch = {k: v.to(device) for k, v in batch.items()}
                 else:
                     batch = inputs.batch(mine, mods, device)
-                with compute.autocast():
-                    logits = ddp_model(batch)
+                logits = ddp_model(batch)
                 loss = _loss_fn(logits, batch["label"], pos_weight, len(global_batch) / world)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -199,8 +178,7 @@ def _validate(
     logits = []
     for start in range(0, len(val_idx), batch_size):
         batch = inputs.batch(val_idx[start : start + batch_size], list(model.spec.modalities), compute.device)
-        with compute.autocast():
-            logits.append(model(batch).float())
+        logits.append(model(batch).float())
     z = torch.cat(logits)
     y = torch.from_numpy(inputs.label[val_idx].astype(np.float32)).to(z.device)
     loss = float(_loss_fn(z, y, pos_weight, float(len(y))))
@@ -209,7 +187,6 @@ def _validate(
     return loss, auc
 
 
-@torch.inference_mode()
 def predict(
     model: RadiopathModel,
     inputs: PatientInputs,
@@ -218,20 +195,8 @@ def predict(
     batch_size: int = 256,
 ) -> np.ndarray:
     """Probabilities for patients ``index`` (eval mode, no modality dropout)."""
-    model.eval().to(compute.device)
-    with threads(1 if len(model.backbones) == 0 and compute.device.type == "cpu" else None):
-        return _predict(model, inputs, index, compute, batch_size)
-
-
-def _predict(
-    model: RadiopathModel, inputs: PatientInputs, index: np.ndarray, compute: ComputePlan, batch_size: int
-) -> np.ndarray:
-    out = []
-    for start in range(0, len(index), batch_size):
-        batch = inputs.batch(index[start : start + batch_size], list(model.spec.modalities), compute.device)
-        with compute.autocast():
-            out.append(torch.sigmoid(model(batch).float()).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros(0)
+    model.backbone_amp = compute.amp_dtype
+    return predict_proba(model, inputs, index, compute.device, batch_size)
 
 
 # --- checkpoint state -------------------------------------------------------------------------
@@ -251,72 +216,32 @@ class _State:
         return FoldResult(self.best_epoch, self.best_val_loss, self.epoch + 1, list(self.history))
 
 
-CHECKPOINT = "checkpoint.safetensors"
-
-
 def _save(ckpt_dir: Path, model: nn.Module, opt: torch.optim.Optimizer, state: _State) -> None:
-    """One atomic file per epoch: weights, optimizer and loop state (in the metadata); the
-    best weights go to ``best.safetensors`` when they improve."""
+    """The loop state every epoch (atomic; fsync only for the final one); the best weights go
+    to ``best.safetensors`` when they improve."""
     if dist.rank() != 0:
         return
-    from safetensors.torch import save_file
-
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    durable = state.done  # per-epoch files skip fsync (still atomic); the final ones are durable
+    durable = state.done
     if state.best is not None and (state.best_epoch == state.epoch or state.done):
-        with atomic_path(ckpt_dir / "best.safetensors", durable=durable) as tmp:
-            save_file(_contiguous(state.best), str(tmp))
-    optim_tensors, groups = _flatten_optimizer(opt)
-    tensors = {f"model.{k}": v for k, v in _contiguous(model.state_dict()).items()}
-    tensors.update({f"optim.{k}": v for k, v in optim_tensors.items()})
+        ckpt_io.save_tensors(ckpt_dir / ckpt_io.BEST, state.best, durable=durable)
     payload = {k: v for k, v in state.__dict__.items() if k != "best"}
-    meta = {"state": json.dumps(payload, allow_nan=True), "param_groups": json.dumps(groups)}
-    with atomic_path(ckpt_dir / CHECKPOINT, durable=durable) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
+    ckpt_io.save_training_state(ckpt_dir, model, opt, payload, durable=durable)
 
 
 def has_checkpoint(ckpt_dir: Path) -> bool:
-    return (ckpt_dir / CHECKPOINT).exists()
+    return ckpt_io.has_training_state(ckpt_dir)
 
 
 def _resume(ckpt_dir: Path, model: nn.Module, opt: torch.optim.Optimizer) -> _State:
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    with safe_open(str(ckpt_dir / CHECKPOINT), "pt") as f:
-        meta = f.metadata()
-        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no iterator
-    state = _State(**json.loads(meta["state"]))
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    if (ckpt_dir / "best.safetensors").exists():
-        state.best = load_file(str(ckpt_dir / "best.safetensors"))
+    model_sd, optim_sd, loop = ckpt_io.load_training_state(ckpt_dir)
+    state = _State(**loop)
+    model.load_state_dict(model_sd)
+    if (ckpt_dir / ckpt_io.BEST).exists():
+        state.best = ckpt_io.load_tensors(ckpt_dir / ckpt_io.BEST)[0]
     if state.done:
         if state.best is not None:
             model.load_state_dict(state.best)
     else:
-        optim = {k[6:]: v for k, v in tensors.items() if k.startswith("optim.")}
-        opt.load_state_dict(_unflatten_optimizer(optim, json.loads(meta["param_groups"])))
+        opt.load_state_dict(optim_sd)
     return state
-
-
-def _contiguous(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v.detach().contiguous().cpu() for k, v in sd.items()}
-
-
-def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
-    sd = opt.state_dict()
-    tensors = {
-        f"{pid}.{name}": t.detach().contiguous().cpu()
-        for pid, st in sd["state"].items()
-        for name, t in st.items()
-        if torch.is_tensor(t)
-    }
-    return tensors, sd["param_groups"]
-
-
-def _unflatten_optimizer(tensors: dict[str, torch.Tensor], groups: list[dict[str, Any]]) -> dict[str, Any]:
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, t in tensors.items():
-        pid, name = key.split(".", 1)
-        state.setdefault(int(pid), {})[name] = t
-    return {"state": state, "param_groups": groups}

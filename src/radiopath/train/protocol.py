@@ -18,34 +18,33 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import Field
 from sklearn.model_selection import StratifiedShuffleSplit
 
-from radiopath.config import StrictModel
+from radiopath.compute import ComputePlan, stable_seed
 from radiopath.errors import ConfigError
 from radiopath.evaluate.predictions import REQUIRED as REQUIRED_PREDICTION_COLUMNS
+from radiopath.models.inference import fold_mean, modality_presence, usable_patients
+from radiopath.models.inputs import PatientInputs
 from radiopath.models.model import ModelSpec, RadiopathModel
-from radiopath.train.data import PatientInputs
-from radiopath.train.device import ComputePlan, stable_seed
-from radiopath.train.loop import Augment, TrainConfig, predict, train_fold
+from radiopath.run_config import ProtocolConfig, TrainConfig
+from radiopath.train.loop import Augment, predict, train_fold
 from radiopath.train.threshold import choose_threshold
 
 #: predictions.parquet: the columns radiopath.evaluate requires, plus which inputs were present
 PREDICTION_COLUMNS = [*REQUIRED_PREDICTION_COLUMNS, "modalities", "missing_modality"]
 
-
-class ProtocolConfig(StrictModel):
-    """Cross-validation and threshold options."""
-
-    n_folds: int = Field(5, ge=2)
-    seed: int = Field(0, ge=0, description="drives folds, inner splits, initialisation and shuffles")
-    threshold_rule: Literal["youden", "sensitivity"] = "youden"
-    target_sensitivity: float = Field(0.9, gt=0, le=1)
+__all__ = [
+    "PREDICTION_COLUMNS",
+    "ModelOutcome",
+    "ProtocolConfig",
+    "inner_split",
+    "prediction_frame",
+    "run_model",
+]
 
 
 @dataclass
@@ -92,10 +91,10 @@ def run_model(
         if m not in inputs.modalities:
             raise ConfigError(f"model '{spec.name}' needs {m} inputs, but no patient has them")
     # a unimodal model sees the patients with its modality; a fusion model everyone (flagged)
-    usable = np.logical_or.reduce([inputs.present(m) for m in spec.modalities if m != "clinical"])
+    usable = usable_patients(spec.modalities, inputs)
     labelled_dev = (folds >= 0) & usable
     oof = np.full(len(inputs), np.nan)
-    ensemble = np.zeros(len(inputs))
+    per_fold: list[np.ndarray] = []
     to_ensemble = usable & (folds < 0)
     n_folds = int(folds.max()) + 1
     for k in range(n_folds):
@@ -120,42 +119,46 @@ def run_model(
         )
         oof[test_idx] = predict(model, inputs, test_idx, compute)
         if to_ensemble.any():
-            ensemble[to_ensemble] += predict(model, inputs, np.flatnonzero(to_ensemble), compute)
+            per_fold.append(predict(model, inputs, np.flatnonzero(to_ensemble), compute))
         if progress:
             progress(
                 f"{spec.name} fold {k + 1}/{n_folds}: best epoch {result.best_epoch + 1}, "
                 f"val loss {result.best_val_loss:.3f}"
             )
-    # mean of the fold models' probabilities, summed in float64 and divided once: float32
-    # shares (1/5 = 0.2000000030) would let five certain models sum to 1.0000000149
-    ensemble = np.clip(ensemble / n_folds, 0.0, 1.0)
+    ensemble = np.full(len(inputs), np.nan)
+    if to_ensemble.any():
+        ensemble[to_ensemble] = fold_mean(np.stack(per_fold))
     threshold = choose_threshold(
         inputs.label[labelled_dev], oof[labelled_dev], protocol.threshold_rule, protocol.target_sensitivity
     )
-    present = {m: inputs.present(m) for m in spec.modalities}
-    missing = ~np.logical_and.reduce([present[m] for m in spec.modalities])
-    seen = np.asarray(
-        ["+".join(m for m in spec.modalities if present[m][i]) for i in range(len(inputs))], object
+    frames = [
+        prediction_frame(spec, inputs, np.flatnonzero(labelled_dev), oof, folds, threshold),
+        prediction_frame(spec, inputs, np.flatnonzero(to_ensemble), ensemble, None, threshold),
+    ]
+    return ModelOutcome(spec, pd.concat(frames, ignore_index=True)[PREDICTION_COLUMNS], threshold)
+
+
+def prediction_frame(
+    spec: ModelSpec,
+    inputs: PatientInputs,
+    idx: np.ndarray,
+    prob: np.ndarray,
+    folds: np.ndarray | None,
+    threshold: float,
+) -> pd.DataFrame:
+    """Rows of ``predictions.parquet`` for patients ``idx`` (``folds`` None: the fold ensemble, -1)."""
+    seen, missing = modality_presence(spec.modalities, inputs, idx)
+    return pd.DataFrame(
+        {
+            "patient_id": inputs.patient_id[idx],
+            "center": inputs.center[idx],
+            "cohort": inputs.cohort[idx],
+            "model": spec.name,
+            "fold": folds[idx] if folds is not None else np.full(len(idx), -1),
+            "prob": prob[idx],
+            "label": inputs.label[idx],
+            "threshold": threshold,
+            "modalities": seen,
+            "missing_modality": missing,
+        }
     )
-    rows = []
-    for idx, fold_of, prob in (
-        (np.flatnonzero(labelled_dev), folds, oof),
-        (np.flatnonzero(to_ensemble), None, ensemble),
-    ):
-        rows.append(
-            pd.DataFrame(
-                {
-                    "patient_id": inputs.patient_id[idx],
-                    "center": inputs.center[idx],
-                    "cohort": inputs.cohort[idx],
-                    "model": spec.name,
-                    "fold": folds[idx] if fold_of is not None else -1,
-                    "prob": prob[idx],
-                    "label": inputs.label[idx],
-                    "threshold": threshold,
-                    "modalities": seen[idx],
-                    "missing_modality": missing[idx],
-                }
-            )
-        )
-    return ModelOutcome(spec, pd.concat(rows, ignore_index=True)[PREDICTION_COLUMNS], threshold)

@@ -1,29 +1,25 @@
-"""A study run: manifest in, run folder out (DESIGN.md's contract).
+"""A study run: manifest in, run folder out (the layout is in :mod:`radiopath.runs.layout`).
 
-``RUN/`` holds::
+Three stages, each rerunnable alone, or all in one go:
 
-    config.yaml            the fully resolved RunConfig (written first)
-    provenance.json        versions, seed, compute plan, data hashes, timings
-    cohort.parquet         the validated cohort (ids, centers, cohorts, labels, modalities)
-    folds.csv              the patient-level folds (external / unlabelled = -1)
-    preprocessing.json     the fitted ultrasound transform and stain target (for the bundle)
-    ultrasound_flags.csv   views the ultrasound transform flagged (no scan area, …)
-    checkpoints/<model>/fold<k>/   last/best weights, optimizer, loop state (safetensors)
-    checkpoints/<model>/predictions.parquet   that model's predictions, when it is done
-    predictions.parquet    every model's predictions: the hub for metrics and reports
-    thresholds.json        the frozen threshold of each model
-    logs/                  TensorBoard event files (and MLflow, when installed)
+* ``radiopath tile`` → ``TILES/`` (reused with ``--tiles``),
+* ``radiopath extract`` → ``FEATS/`` (reused with ``--features``),
+* ``radiopath train`` → ``RUN/``; without ``--features`` it tiles and extracts itself, with
+  the same code, into the shared content-keyed cache — the same predictions either way.
 
-``resume=True`` continues a killed run: finished models are read back, the model in
-progress continues from its last epoch checkpoint, and the final predictions are identical
-to an uninterrupted run's (every epoch is seeded on its own).
+Everything that can be checked is checked before the run folder exists
+(:mod:`radiopath.train.preflight`), and inputs are prepared (tiles, features) before it is
+created, so a bad option, file or cohort never leaves a half-run behind. ``resume=True``
+continues a killed run: finished models are read back, the model in progress continues
+from its last epoch checkpoint, and the final predictions are identical to an uninterrupted
+run's (every epoch is seeded on its own).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -35,21 +31,27 @@ import numpy as np
 import pandas as pd
 import torch
 
+from radiopath import distributed as dist
 from radiopath.cohort import Cohort
 from radiopath.cohort.schema import BOX_COLUMNS, PATH_COLUMNS
+from radiopath.compute import ComputePlan, plan
 from radiopath.errors import ConfigError, OutputExistsError
+from radiopath.features.cache import default_cache_dir
+from radiopath.features.extract import extract_features, load_images
+from radiopath.features.preprocessing import Preprocessing
+from radiopath.features.store import FeatureSet, cohort_key, options_diff, source_table
 from radiopath.io.atomic import atomic_path, write_text
-from radiopath.models.backbones import Backbone, create_backbone
-from radiopath.models.model import ModelSpec, RadiopathModel
-from radiopath.slides.stain import HEDAugmenter
-from radiopath.train import distributed as dist
-from radiopath.train.config import RunConfig
-from radiopath.train.device import ComputePlan, plan
-from radiopath.train.features import default_cache_dir, file_digest
-from radiopath.train.inputs import PreparedInputs, prepare_inputs
+from radiopath.modalities import MODALITIES, ImageModality, StageContext
+from radiopath.models import checkpoint as ckpt_io
+from radiopath.models.factory import build_model
+from radiopath.models.inputs import PatientInputs
+from radiopath.models.model import RadiopathModel
+from radiopath.preflight import check_run
+from radiopath.run_config import ModelSpec, RunConfig
+from radiopath.runs import layout
+from radiopath.runs.run import InputsInfo
 from radiopath.train.loop import Augment
 from radiopath.train.protocol import PREDICTION_COLUMNS, run_model
-from radiopath.ultrasound import UltrasoundTransform
 
 Say = Callable[[str], None]
 FeatureProgress = Callable[[str, int, int], None]
@@ -65,6 +67,16 @@ class RunResult:
     seconds: float
 
 
+@dataclass
+class _Prepared:
+    inputs: PatientInputs
+    preprocessing: Preprocessing
+    flags: pd.DataFrame
+    families: dict[str, str]
+    stats: dict[str, Any]
+    data_key: str
+
+
 def train_run(
     manifest: str | Path,
     out: str | Path,
@@ -72,18 +84,29 @@ def train_run(
     resume: bool = False,
     say: Say | None = None,
     feature_progress: FeatureProgress | None = None,
+    *,
+    features: str | Path | None = None,
+    tiles: str | Path | None = None,
+    mpp_table: str | Path | None = None,
+    overwrite: bool = False,
 ) -> RunResult:
     """Run the whole protocol for every model of ``config`` and write the run folder.
 
+    Args:
+        features: a ``radiopath extract`` folder to train on (features mode).
+        tiles: a ``radiopath tile`` folder to take the slides' tiles from.
+        mpp_table: CSV ``slide,mpp`` with the resolution of slides that lack it.
+        overwrite: replace an existing run folder instead of refusing.
+
     Raises:
-        OutputExistsError: ``out`` already holds a run and ``resume`` is False.
-        ConfigError: ``resume`` with a config that differs from the saved one.
+        OutputExistsError: ``out`` already holds a run and neither ``resume`` nor ``overwrite``.
+        ConfigError: a bad option or input (named), or ``resume`` with differing options.
         ManifestError: the manifest has errors (every one is listed).
     """
     start = time.perf_counter()
     say = say or (lambda _m: None)
     run_dir = Path(out)
-    cfg = _resolve_config(run_dir, config, resume)
+    cfg = _resolve_config(run_dir, config, resume, overwrite).resolved()
     compute = plan(cfg.train.device, cfg.train.precision, cfg.train.channels_last)
     dist.init(compute.device.type)
     if compute.device.type == "cuda" and dist.is_active():
@@ -93,25 +116,31 @@ def train_run(
     cohort = Cohort.from_manifest(manifest)
     for w in cohort.warnings:
         say(f"warning: {w}")
+    feature_set = FeatureSet.load(features) if features is not None else None
+    check_run(cfg, cohort, compute, features=feature_set, tiles=tiles)
+    say(f"compute: {compute.describe()}; {dist.world_size()} process(es)")
+    root = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
+    ctx = StageContext(root, Path(tiles) if tiles else None, mpp_table, workers=_workers(), say=say)
+    prepared = _prepare(cohort, cfg, compute, ctx, feature_set, feature_progress)
+    # --- nothing was written before this line -------------------------------------------------
     with dist.main_first():
         if dist.is_main():
+            if overwrite and run_dir.exists() and not resume:
+                shutil.rmtree(run_dir)
             run_dir.mkdir(parents=True, exist_ok=True)
-            cfg.to_yaml(run_dir / "config.yaml")
-            _write_table(run_dir / "cohort.parquet", _cohort_record(cohort))
-    say(f"compute: {compute.describe()}; {dist.world_size()} process(es)")
-    cache_root = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
-    prepared = prepare_inputs(cohort, cfg, compute, cache_root, say, feature_progress)
+            cfg.to_yaml(run_dir / layout.CONFIG)
+            _write_table(run_dir / layout.COHORT, _cohort_record(cohort))
     folds = cohort.folds(cfg.protocol.n_folds, cfg.protocol.seed).to_numpy()
     if dist.is_main():
         _write_table(
-            run_dir / "folds.csv", pd.DataFrame({"patient_id": cohort.table["patient_id"], "fold": folds})
+            run_dir / layout.FOLDS, pd.DataFrame({"patient_id": cohort.table["patient_id"], "fold": folds})
         )
-        _write_preprocessing(run_dir, prepared)
+        _write_inputs(run_dir, cfg, compute, prepared)
     outcomes = []
     in_dims = prepared.inputs.in_dims()
-    logger = _Logger(run_dir / "logs", cfg) if dist.is_main() else None
+    logger = _Logger(run_dir / layout.LOGS, cfg) if dist.is_main() else None
     for spec in cfg.model.specs():
-        done = run_dir / "checkpoints" / spec.name / "predictions.parquet"
+        done = layout.model_predictions(run_dir, spec.name)
         if resume and done.exists():
             outcomes.append(pd.read_parquet(done))
             say(f"{spec.name}: done earlier, predictions read back")
@@ -139,93 +168,104 @@ def train_run(
     }
     seconds = time.perf_counter() - start
     if dist.is_main():
-        _write_table(run_dir / "predictions.parquet", predictions)
-        write_text(run_dir / "thresholds.json", json.dumps(thresholds, indent=2))
-        _write_provenance(run_dir, manifest, cohort, cfg, compute, prepared, seconds)
+        _write_table(run_dir / layout.PREDICTIONS, predictions)
+        write_text(run_dir / layout.THRESHOLDS, json.dumps(thresholds, indent=2))
+        _write_provenance(run_dir, manifest, cfg, compute, prepared, seconds, features, tiles, mpp_table)
     dist.barrier()
     return RunResult(run_dir, predictions, thresholds, seconds)
+
+
+def _workers() -> int:
+    import os
+
+    return (os.cpu_count() or 1) if dist.is_main() else 1
+
+
+def _prepare(
+    cohort: Cohort,
+    cfg: RunConfig,
+    compute: ComputePlan,
+    ctx: StageContext,
+    feature_set: FeatureSet | None,
+    progress: FeatureProgress | None,
+) -> _Prepared:
+    """Model inputs: from a features folder, extracted now (features mode), or images (finetune)."""
+    table = cohort.table
+    if cfg.train.mode == "finetune":
+        inputs, state, flags = load_images(table, cfg, ctx)
+        key = cohort_key(source_table(table, list(_present_images(table))))
+        return _Prepared(inputs, state, flags, {}, {}, key)
+    if feature_set is None:
+        with dist.main_first():  # rank 0 tiles first; the others then find every slide done
+            feature_set = extract_features(table, cfg, compute, ctx, progress=progress)
+    else:
+        counts = ", ".join(f"{k} {len(v)}" for k, v in feature_set.features.items())
+        ctx.say(f"features: {counts} instances read back")
+    return _Prepared(
+        feature_set.inputs(table),
+        feature_set.preprocessing,
+        feature_set.flags(),
+        dict(feature_set.families),
+        dict(feature_set.stats),
+        feature_set.cohort_key(),
+    )
+
+
+def _present_images(table: pd.DataFrame) -> list[str]:
+    return [k for k, m in MODALITIES.items() if isinstance(m, ImageModality) and m.present(table).any()]
 
 
 def _factory(
     cfg: RunConfig, in_dims: dict[str, int], compute: ComputePlan
 ) -> Callable[[ModelSpec], RadiopathModel]:
     """Heads on cached features, or (finetune) heads plus fresh backbones for every fold."""
-    head = cfg.model.head
-    if cfg.train.mode == "features":
-        return lambda spec: RadiopathModel(spec, head, in_dims)
-
-    def make(spec: ModelSpec) -> RadiopathModel:
-        backbones: dict[str, Backbone] = {}
-        for m in spec.modalities:
-            if m == "clinical":
-                continue
-            if cfg.model.shared_backbone and backbones:
-                backbones[m] = next(iter(backbones.values()))
-                continue
-            name = cfg.model.backbone if m == "us" else (cfg.model.cytology_backbone or cfg.model.backbone)
-            bb = create_backbone(name, cfg.model.weights)
-            backbones[m] = bb.to(memory_format=torch.channels_last) if compute.channels_last else bb
-        dims = {**in_dims, **{m: b.num_features for m, b in backbones.items()}}
-        return RadiopathModel(spec, head, dims, backbones)
-
-    return make
+    return lambda spec: build_model(spec, cfg, in_dims, channels_last=compute.channels_last)
 
 
 def _finetune_augment(cfg: RunConfig) -> Augment:
-    """Training augmentation of images: the ultrasound transform's own augmentation per view,
-    HED stain jitter plus flips and 90° rotations per tile (cytology has no orientation)."""
-    tf = UltrasoundTransform(cfg.ultrasound)
-    hed = HEDAugmenter()
+    """Training augmentation of images, per modality (``ImageModality.augment``)."""
 
     def augment(batch: dict[str, torch.Tensor], rng: np.random.Generator) -> dict[str, torch.Tensor]:
-        for m in ("us", "cytology"):
-            if m not in batch or batch[m].dtype != torch.uint8:
+        for key, modality in MODALITIES.items():
+            if key not in batch or batch[key].dtype != torch.uint8 or not isinstance(modality, ImageModality):
                 continue
-            arr = batch[m].numpy().copy()
-            present = batch[f"{m}_mask"].numpy()
+            arr = batch[key].numpy().copy()
+            present = batch[f"{key}_mask"].numpy()
             for i, j in zip(*np.nonzero(present), strict=True):
-                if m == "us":
-                    arr[i, j] = tf.augment(arr[i, j], rng)
-                else:
-                    tile = np.rot90(hed(arr[i, j], rng), int(rng.integers(4)))
-                    arr[i, j] = tile[:, ::-1] if rng.random() < 0.5 else tile
-            batch[m] = torch.from_numpy(arr)
+                arr[i, j] = modality.augment(arr[i, j], rng, cfg)
+            batch[key] = torch.from_numpy(arr)
         return batch
 
     return augment
 
 
-def _resolve_config(run_dir: Path, config: RunConfig | None, resume: bool) -> RunConfig:
-    saved = run_dir / "config.yaml"
-    if saved.exists():
-        if not resume:
-            raise OutputExistsError(
-                f"{run_dir} already holds a run; pass --resume to continue it, or choose another --out"
+def _resolve_config(run_dir: Path, config: RunConfig | None, resume: bool, overwrite: bool) -> RunConfig:
+    """The options of the run, checked against a saved run folder; writes nothing."""
+    saved = run_dir / layout.CONFIG
+    if run_dir.exists() and not run_dir.is_dir():
+        raise OutputExistsError(f"{run_dir} is a file, not a folder; choose another --out")
+    if resume:
+        if not saved.exists():
+            raise ConfigError(
+                f"{run_dir} holds no run to resume (no {layout.CONFIG}); start it without --resume"
             )
         previous = RunConfig.from_yaml(saved)
-        if config is not None and config.model_dump() != previous.model_dump():
-            diff = _diff(previous.model_dump(), config.model_dump())
-            raise ConfigError(
-                f"--resume with options that differ from {saved}: {', '.join(diff[:6])}; "
-                "resume with the saved options (omit --config) or start a new run folder"
-            )
+        if config is not None:
+            diff = options_diff(previous.model_dump(mode="json"), config.resolved().model_dump(mode="json"))
+            if diff:
+                raise ConfigError(
+                    f"--resume with options that differ from {saved}: {', '.join(diff[:6])}; "
+                    "resume with the saved options (omit --config and option flags) or start a new run folder"
+                )
         return previous
-    if resume and run_dir.exists() and any(run_dir.iterdir()):
-        raise ConfigError(f"{run_dir} has no config.yaml, so there is no run to resume; start a new run")
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise OutputExistsError(f"{run_dir} exists and is not empty; choose another --out")
+    if run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
+        if saved.exists():
+            raise OutputExistsError(
+                f"{run_dir} already holds a run; pass --resume to continue it, --overwrite to replace it, "
+                "or choose another --out"
+            )
+        raise OutputExistsError(f"{run_dir} exists and is not empty; choose another --out (or --overwrite)")
     return config or RunConfig()
-
-
-def _diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
-    out = []
-    for k in sorted(set(a) | set(b)):
-        va, vb = a.get(k), b.get(k)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            out += _diff(va, vb, f"{prefix}{k}.")
-        elif va != vb:
-            out.append(f"{prefix}{k}: {va!r} -> {vb!r}")
-    return out
 
 
 def _cohort_record(cohort: Cohort) -> pd.DataFrame:
@@ -254,36 +294,34 @@ def _write_table(path: Path, df: pd.DataFrame) -> None:
             df.to_parquet(tmp, index=False)
 
 
-def _write_preprocessing(run_dir: Path, prepared: PreparedInputs) -> None:
-    state = {
-        "ultrasound": prepared.ultrasound_state,
-        "stain": prepared.stain_state,
-        "tiles": str(prepared.tiles_path) if prepared.tiles_path else None,
-        "clinical_columns": prepared.inputs.clinical_columns,
-        "in_dims": prepared.inputs.in_dims(),
-    }
-    write_text(run_dir / "preprocessing.json", json.dumps(state, indent=1))
-    _write_table(run_dir / "ultrasound_flags.csv", prepared.view_flags)
+def _write_inputs(run_dir: Path, cfg: RunConfig, compute: ComputePlan, prepared: _Prepared) -> None:
+    prepared.preprocessing.save(run_dir / layout.PREPROCESSING)
+    info = InputsInfo(
+        cfg.train.mode,
+        prepared.inputs.in_dims(),
+        prepared.families,
+        prepared.inputs.clinical_columns,
+        "bf16" if compute.amp_dtype == torch.bfloat16 else "fp32",
+    )
+    write_text(run_dir / layout.INPUTS, json.dumps(info.to_dict(), indent=1))
+    _write_table(run_dir / layout.FLAGS, prepared.flags)
 
 
 def _write_provenance(
     run_dir: Path,
     manifest: str | Path,
-    cohort: Cohort,
     cfg: RunConfig,
     compute: ComputePlan,
-    prepared: PreparedInputs,
+    prepared: _Prepared,
     seconds: float,
+    features: str | Path | None,
+    tiles: str | Path | None,
+    mpp_table: str | Path | None,
 ) -> None:
     import torchvision
 
     from radiopath import __version__
 
-    files = hashlib.sha256()
-    for col in PATH_COLUMNS:
-        for p in cohort.table[col]:
-            if isinstance(p, str) and Path(p).is_file():
-                files.update(file_digest(p, full=col != "cytology").encode())
     prov = {
         "radiopath": __version__,
         "python": sys.version.split()[0],
@@ -296,23 +334,25 @@ def _write_provenance(
         "compute": compute.describe(),
         "processes": dist.world_size(),
         "manifest": str(Path(manifest).resolve()),
+        "features": str(Path(features).resolve()) if features else None,
+        "tiles": str(Path(tiles).resolve()) if tiles else None,
+        "mpp_table": str(Path(mpp_table).resolve()) if mpp_table else None,
         "data_hashes": {
-            "manifest_sha256": hashlib.sha256(Path(manifest).read_bytes()).hexdigest(),
-            "files_sha256": files.hexdigest(),
+            "manifest_sha256": _sha256(Path(manifest)),
+            "files_sha256": prepared.data_key,
         },
-        "feature_cache": prepared.cache_stats,
+        "feature_cache": prepared.stats,
         "command": " ".join(sys.argv),
         "seconds": round(seconds, 1),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    write_text(run_dir / "provenance.json", json.dumps(prov, indent=2))
+    write_text(run_dir / layout.PROVENANCE, json.dumps(prov, indent=2))
 
 
-def _history(ckpt: Path) -> list[dict[str, float]]:
-    from safetensors import safe_open
+def _sha256(path: Path) -> str:
+    import hashlib
 
-    with safe_open(str(ckpt), "pt") as f:
-        return list(json.loads(f.metadata()["state"]).get("history", []))
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class _Logger:
@@ -337,11 +377,10 @@ class _Logger:
     def model_done(self, spec: ModelSpec, predictions: pd.DataFrame, run_dir: Path) -> None:
         """Write each fold's training curves from its saved loop state."""
         if self.writer_cls is not None:
-            for ckpt in sorted((run_dir / "checkpoints" / spec.name).glob("fold*/checkpoint.safetensors")):
+            for ckpt in sorted(layout.model_dir(run_dir, spec.name).glob(f"fold*/{ckpt_io.TRAINING_STATE}")):
                 fold = ckpt.parent.name
-                history = _history(ckpt)
                 writer = self.writer_cls(log_dir=str(self.root / spec.name / fold))
-                for rec in history:
+                for rec in ckpt_io.loop_history(ckpt.parent):
                     for key in ("train_loss", "val_loss", "val_auc", "lr"):
                         if key in rec and rec[key] == rec[key]:
                             writer.add_scalar(key, rec[key], int(rec["epoch"]))

@@ -1,0 +1,311 @@
+"""The extraction stage: cohort → fitted preprocessing → features of every view and tile.
+
+``radiopath extract MANIFEST --out FEATS`` runs :func:`extract_stage`; ``radiopath train``
+without ``--features`` runs :func:`extract_features` itself, in memory — the same code, so
+the three-stage way and the one-go way give the same features, bit for bit. For every image
+modality of the registry that the cohort has:
+
+1. *prepare* (cytology: tile every slide, or reuse a ``radiopath tile`` folder);
+2. *fit* its preprocessing on the development cohort only (unless a fitted state is given:
+   prediction and explanation apply the run's own state, never refit);
+3. *apply* it: instance groups with content keys; features come from the shared cache or
+   are computed by the frozen backbone (:mod:`radiopath.features.deep`).
+
+Under ``torchrun`` each rank computes a strided share of the missing groups; batches have a
+fixed shape, so the result does not depend on the number of processes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from radiopath import distributed as dist
+from radiopath.compute import ComputePlan
+from radiopath.features.cache import FeatureCache, preprocessing_code_version
+from radiopath.features.deep import FeatureExtractor, extractor_key, make_extractor
+from radiopath.features.preprocessing import Preprocessing, fit_preprocessing
+from radiopath.features.store import INDEX_COLUMNS, FeatureSet, source_table
+from radiopath.io.fingerprint import digest
+from radiopath.modalities import MODALITIES, ImageModality, InstanceGroup, StageContext, VectorModality
+from radiopath.models.inputs import PatientInputs
+from radiopath.run_config import RunConfig
+
+Progress = Callable[[str, int, int], None]
+#: Images loaded per extraction step (the next step is loaded while this one runs).
+CHUNK_IMAGES = 128
+
+
+@dataclass
+class Plan:
+    """What extraction will do: the fitted preprocessing and every instance group per modality."""
+
+    preprocessing: Preprocessing
+    groups: dict[str, list[InstanceGroup]] = field(default_factory=dict)
+
+
+def image_modalities_present(table: pd.DataFrame) -> list[str]:
+    """Registered image modalities at least one patient of ``table`` has."""
+    return [k for k, m in MODALITIES.items() if isinstance(m, ImageModality) and m.present(table).any()]
+
+
+def plan_groups(
+    table: pd.DataFrame, cfg: RunConfig, ctx: StageContext, preprocessing: Preprocessing | None = None
+) -> Plan:
+    """Prepare every image modality, fit (or take) the preprocessing, and list instance groups."""
+    images = image_modalities_present(table)
+    vectors = [k for k, m in MODALITIES.items() if isinstance(m, VectorModality) and m.present(table).any()]
+    prepared: dict[str, Any] = {}
+    for key in images:
+        modality = MODALITIES[key]
+        assert isinstance(modality, ImageModality)
+        prepared[key] = modality.prepare(table, cfg, ctx)
+    if preprocessing is None:
+        preprocessing = fit_preprocessing(table, cfg, prepared, images + vectors)
+    plan = Plan(preprocessing)
+    for key in images:
+        modality = MODALITIES[key]
+        assert isinstance(modality, ImageModality)
+        plan.groups[key] = modality.groups(table, cfg, preprocessing.state(key), prepared[key])
+    return plan
+
+
+def family_key(modality: ImageModality, cfg: RunConfig, compute: ComputePlan) -> str:
+    """The cache namespace of a modality's deep features under ``cfg`` on ``compute``."""
+    return digest(
+        extractor_key(
+            modality.backbone(cfg),
+            cfg.model.weights,
+            modality.input_size(cfg),
+            compute,
+            cfg.train.extract_batch_size,
+        ),
+        preprocessing_code_version(),
+    )[:24]
+
+
+def extract_features(
+    table: pd.DataFrame,
+    cfg: RunConfig,
+    compute: ComputePlan,
+    ctx: StageContext,
+    *,
+    preprocessing: Preprocessing | None = None,
+    progress: Progress | None = None,
+) -> FeatureSet:
+    """Features of every view and tile of ``table`` (see the module docstring).
+
+    Args:
+        table: a validated cohort table (``Cohort.table``).
+        preprocessing: a fitted state to apply; None fits it on the development rows.
+    """
+    plan = plan_groups(table, cfg, ctx, preprocessing)
+    extractors: dict[str, FeatureExtractor] = {}
+    features: dict[str, np.ndarray] = {}
+    families: dict[str, str] = {}
+    index_parts: list[pd.DataFrame] = []
+    stats: dict[str, int] = {}
+    ids = table["patient_id"].astype(str).to_numpy()
+    for key, groups in plan.groups.items():
+        modality = MODALITIES[key]
+        assert isinstance(modality, ImageModality)
+        fam = family_key(modality, cfg, compute)
+        cache = FeatureCache(ctx.cache_root, fam)
+
+        def extractor(modality: ImageModality = modality) -> FeatureExtractor:
+            name = modality.backbone(cfg)
+            if name not in extractors:
+                extractors[name] = make_extractor(
+                    name, cfg.model.weights, compute, cfg.train.extract_batch_size, cfg.train.compile
+                )
+            return extractors[name]
+
+        values = _extract_groups(
+            groups, modality, cfg, extractor, cache, progress, f"{modality.label} features"
+        )
+        stats.update({f"{key}_cached": cache.hits, f"{key}_computed": cache.misses})
+        families[key] = fam
+        feats, index = _index(key, groups, values, ids)
+        features[key] = feats
+        index_parts.append(index)
+        n_pat = len({g.row for g in groups})
+        ctx.say(
+            f"{modality.label}: {len(feats)} instances of {n_pat} patients ({cache.misses} groups computed)"
+        )
+    index = pd.concat(index_parts, ignore_index=True) if index_parts else pd.DataFrame(columns=INDEX_COLUMNS)
+    sources = source_table(table, list(plan.groups))
+    return FeatureSet(cfg, plan.preprocessing, index, features, families, sources, stats)
+
+
+def load_images(
+    table: pd.DataFrame,
+    cfg: RunConfig,
+    ctx: StageContext,
+    *,
+    preprocessing: Preprocessing | None = None,
+) -> tuple[PatientInputs, Preprocessing, pd.DataFrame]:
+    """Finetune mode: the backbone inputs themselves, in memory: ``(inputs, state, flags)``."""
+    plan = plan_groups(table, cfg, ctx, preprocessing)
+    arrays: dict[str, np.ndarray] = {}
+    flags = []
+    for key, groups in plan.groups.items():
+        modality = MODALITIES[key]
+        assert isinstance(modality, ImageModality)
+        size, n_max = modality.input_size(cfg), modality.max_instances(cfg)
+        x = np.zeros((len(table), n_max, size, size, 3), np.uint8)
+        mask = np.zeros((len(table), n_max), bool)
+        for g in groups:
+            images = modality.network_input(g.load(), cfg)
+            for slot, image, rec, note in zip(g.slots, images, g.index, _notes(g), strict=True):
+                if slot < n_max:
+                    x[g.row, slot], mask[g.row, slot] = image, True
+                flags.append((str(table.iloc[g.row]["patient_id"]), key, rec.get("view"), ";".join(note)))
+        arrays.update({key: x, f"{key}_mask": mask})
+        ctx.say(f"{modality.label}: {int(mask.sum())} images of {int(mask.any(1).sum())} patients in memory")
+    fs = FeatureSet(
+        cfg, plan.preprocessing, pd.DataFrame(columns=INDEX_COLUMNS), {}, {}, source_table(table, [])
+    )
+    inputs = fs.inputs(table)
+    inputs.arrays.update(arrays)
+    flag_table = pd.DataFrame(flags, columns=["patient_id", "modality", "view", "flags"])
+    return inputs, plan.preprocessing, flag_table[flag_table["flags"] != ""].reset_index(drop=True)
+
+
+def _notes(group: InstanceGroup) -> list[list[str]]:
+    return group.info if len(group.info) == len(group.slots) else [[] for _ in group.slots]
+
+
+def _extract_groups(
+    groups: Sequence[InstanceGroup],
+    modality: ImageModality,
+    cfg: RunConfig,
+    extractor: Callable[[], FeatureExtractor],
+    cache: FeatureCache,
+    progress: Progress | None,
+    label: str,
+) -> list[tuple[np.ndarray, list[list[str]]]]:
+    """Features and notes of every group, from the cache or computed (and cached)."""
+    missing = [i for i, g in enumerate(groups) if not cache.has(g.key)]
+    cache.hits += len(groups) - len(missing)
+    cache.misses += len(missing)
+    mine = [missing[i] for i in dist.shard(len(missing))]
+    if progress:
+        progress(label, 0, len(mine))
+
+    def load(step: list[int]) -> list[np.ndarray]:
+        return [modality.network_input(groups[i].load(), cfg) for i in step]
+
+    done = 0
+    steps = list(_steps(mine, groups))
+    with ThreadPoolExecutor(max_workers=1) as loader:
+        future = loader.submit(load, steps[0]) if steps else None
+        for s, step in enumerate(steps):
+            assert future is not None
+            loaded = future.result()
+            if s + 1 < len(steps):
+                future = loader.submit(load, steps[s + 1])
+            feats = extractor()(np.concatenate(loaded))
+            start = 0
+            for i, images in zip(step, loaded, strict=True):
+                cache.put(groups[i].key, feats[start : start + len(images)], _notes(groups[i]))
+                start += len(images)
+            done += len(step)
+            if progress:
+                progress(label, done, len(mine))
+    dist.barrier()
+    out = []
+    for g in groups:
+        entry = cache.get(g.key)
+        if entry is None:  # unreadable entry: recompute in place
+            value = extractor()(modality.network_input(g.load(), cfg))
+            cache.put(g.key, value, _notes(g))
+            entry = (value, _notes(g))
+        out.append(entry)
+    return out
+
+
+def _steps(indices: list[int], groups: Sequence[InstanceGroup]) -> Iterable[list[int]]:
+    step: list[int] = []
+    images = 0
+    for i in indices:
+        step.append(i)
+        images += len(groups[i].slots)
+        if images >= CHUNK_IMAGES:
+            yield step
+            step, images = [], 0
+    if step:
+        yield step
+
+
+def _index(
+    key: str,
+    groups: Sequence[InstanceGroup],
+    values: list[tuple[np.ndarray, list[list[str]]]],
+    ids: np.ndarray,
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Stack a modality's features and describe every row."""
+    rows: list[dict[str, Any]] = []
+    blocks = []
+    n = 0
+    for g, (feats, notes) in zip(groups, values, strict=True):
+        blocks.append(feats)
+        notes = notes if len(notes) == len(g.slots) else [[] for _ in g.slots]
+        for slot, rec, note in zip(g.slots, g.index, notes, strict=True):
+            rows.append(
+                {
+                    "patient_id": ids[g.row],
+                    "modality": key,
+                    "slot": int(slot),
+                    "group": g.key,
+                    "row": n,
+                    "view": rec.get("view"),
+                    "rank": rec.get("rank"),
+                    "x": rec.get("x"),
+                    "y": rec.get("y"),
+                    "level": rec.get("level"),
+                    "size": rec.get("size"),
+                    "flags": ";".join(note),
+                }
+            )
+            n += 1
+    dim = blocks[0].shape[1] if blocks else 0
+    feats = np.concatenate(blocks).astype(np.float32) if blocks else np.zeros((0, dim), np.float32)
+    index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
+    for c in ("rank", "x", "y", "level", "size"):
+        index[c] = index[c].astype("Int64")
+    index["view"] = index["view"].astype("string")
+    return feats, index
+
+
+def extract_stage(
+    table: pd.DataFrame,
+    out: str | Path,
+    cfg: RunConfig,
+    compute: ComputePlan,
+    ctx: StageContext,
+    progress: Progress | None = None,
+) -> FeatureSet:
+    """``radiopath extract``: :func:`extract_features` written to the ``FEATS`` folder."""
+    start = time.perf_counter()
+    fs = extract_features(table, cfg, compute, ctx, progress=progress)
+    fs.stats["seconds"] = round(time.perf_counter() - start, 1)  # type: ignore[assignment]
+    if dist.is_main():
+        fs.save(out)
+    dist.barrier()
+    return fs
+
+
+def preprocessing_of(fs_or_state: FeatureSet | Preprocessing | Mapping[str, Any]) -> Preprocessing:
+    """A :class:`Preprocessing` from a feature set, itself, or its dict form."""
+    if isinstance(fs_or_state, FeatureSet):
+        return fs_or_state.preprocessing
+    if isinstance(fs_or_state, Preprocessing):
+        return fs_or_state
+    return Preprocessing.from_dict(fs_or_state)

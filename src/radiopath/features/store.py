@@ -1,0 +1,249 @@
+"""A cohort's extracted features and how they were made: the ``FEATS/`` artifact.
+
+``radiopath extract`` writes, and ``radiopath train --features`` reads::
+
+    FEATS/
+      config.yaml          the RunConfig the features were made with
+      features.json        family key per modality, dimensions, counts, code versions, cohort key
+      preprocessing.json   the fitted preprocessing (development cohort only)
+      index.parquet        one row per instance: patient_id, modality, slot, view or tile
+                           coordinates (rank, x, y, level, size), group (content key), row, flags
+      sources.parquet      per patient and modality, the content key of its input files
+      <modality>.safetensors   the features, (instances, D) float32, rows as in the index
+
+The folder is built under a temporary name and moved into place whole. ``train --features``
+checks that the folder was made from the same cohort (patients, centers, cohorts and file
+contents) and with the same extraction options before it trusts a single number.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from radiopath.errors import ConfigError, OutputExistsError
+from radiopath.features.preprocessing import Preprocessing
+from radiopath.io.atomic import atomic_dir
+from radiopath.io.fingerprint import digest
+from radiopath.modalities import MODALITIES, ImageModality, VectorModality
+from radiopath.models.inputs import PatientInputs
+from radiopath.run_config import RunConfig
+
+INDEX_COLUMNS = [
+    "patient_id",
+    "modality",
+    "slot",
+    "group",
+    "row",
+    "view",
+    "rank",
+    "x",
+    "y",
+    "level",
+    "size",
+    "flags",
+]
+FEATURES_FORMAT = 1
+
+
+@dataclass
+class FeatureSet:
+    """Features of every instance of a cohort, with the state and keys that made them."""
+
+    config: RunConfig
+    preprocessing: Preprocessing
+    index: pd.DataFrame
+    features: dict[str, np.ndarray]
+    families: dict[str, str]
+    sources: pd.DataFrame
+    stats: dict[str, int] = field(default_factory=dict)
+
+    # -- assembling model inputs -----------------------------------------------------------
+
+    def inputs(self, table: pd.DataFrame) -> PatientInputs:
+        """Dense per-patient arrays for the patients of ``table`` (in its order).
+
+        Image modalities come from the stored features; vector modalities (clinical) are
+        encoded from ``table`` with the saved state.
+        """
+        cfg = self.config
+        ids = table["patient_id"].astype(str).to_numpy()
+        pos = {pid: i for i, pid in enumerate(ids)}
+        arrays: dict[str, np.ndarray] = {}
+        clinical_columns: list[str] = []
+        for key, m in MODALITIES.items():
+            if isinstance(m, ImageModality) and key in self.features:
+                feats = self.features[key]
+                n_max = m.max_instances(cfg)
+                x = np.zeros((len(ids), n_max, feats.shape[1]), np.float32)
+                mask = np.zeros((len(ids), n_max), bool)
+                rows = self.index[self.index["modality"] == key]
+                for pid, slot, row in zip(rows["patient_id"], rows["slot"], rows["row"], strict=True):
+                    i = pos.get(str(pid))
+                    if i is not None and slot < n_max:
+                        x[i, slot] = feats[row]
+                        mask[i, slot] = True
+                arrays.update({key: x, f"{key}_mask": mask})
+            elif isinstance(m, VectorModality) and key in self.preprocessing.states:
+                matrix, known, names = m.apply(self.preprocessing.state(key), table)
+                if names:
+                    arrays.update({key: matrix, f"{key}_mask": known})
+                    clinical_columns = names
+        label = table["lnm"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+        return PatientInputs(
+            ids,
+            table["center"].astype(str).to_numpy(),
+            table["cohort"].astype(str).to_numpy(),
+            label,
+            arrays,
+            clinical_columns,
+        )
+
+    def flags(self) -> pd.DataFrame:
+        """Instances with notes from preprocessing (ultrasound flags): patient_id, modality, view, flags."""
+        flagged = self.index[self.index["flags"].astype(str) != ""]
+        return flagged[["patient_id", "modality", "view", "flags"]].reset_index(drop=True)
+
+    def cohort_key(self) -> str:
+        return cohort_key(self.sources)
+
+    # -- files -----------------------------------------------------------------------------
+
+    def save(self, folder: str | Path) -> Path:
+        """Write the folder (see the module docstring) atomically; replaces an earlier FEATS."""
+        from safetensors.numpy import save_file
+
+        folder = Path(folder)
+        if folder.exists() and (
+            not folder.is_dir() or (any(folder.iterdir()) and not is_feature_folder(folder))
+        ):
+            raise OutputExistsError(
+                f"{folder} exists and is not a features folder of `radiopath extract`; choose another --out"
+            )
+        with atomic_dir(folder, overwrite=True) as tmp:
+            self.config.to_yaml(tmp / "config.yaml")
+            self.preprocessing.save(tmp / "preprocessing.json")
+            self.index.to_parquet(tmp / "index.parquet", index=False)
+            self.sources.to_parquet(tmp / "sources.parquet", index=False)
+            for key, value in self.features.items():
+                save_file(
+                    {"features": np.ascontiguousarray(value, np.float32)}, str(tmp / f"{key}.safetensors")
+                )
+            meta = {
+                "format": FEATURES_FORMAT,
+                "families": self.families,
+                "dims": {k: int(v.shape[1]) for k, v in self.features.items()},
+                "instances": {k: len(v) for k, v in self.features.items()},
+                "patients": len(self.sources),
+                "cohort_key": self.cohort_key(),
+                "stats": self.stats,
+            }
+            (tmp / "features.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> FeatureSet:
+        """Read a folder written by :meth:`save`.
+
+        Raises:
+            ConfigError: not a finished features folder, or a damaged one.
+        """
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+
+        folder = Path(folder)
+        if not is_feature_folder(folder):
+            raise ConfigError(
+                f"{folder} is not a features folder (no features.json): run `radiopath extract MANIFEST "
+                f"--out {folder}` first, or leave out --features"
+            )
+        try:
+            meta = json.loads((folder / "features.json").read_text(encoding="utf-8"))
+            if meta.get("format") != FEATURES_FORMAT:
+                raise ConfigError(
+                    f"{folder} was written by another radiopath (format {meta.get('format')}); extract again"
+                )
+            features = {k: load_file(str(folder / f"{k}.safetensors"))["features"] for k in meta["dims"]}
+            index = pd.read_parquet(folder / "index.parquet")
+            sources = pd.read_parquet(folder / "sources.parquet")
+        except (OSError, ValueError, KeyError, SafetensorError) as exc:
+            raise ConfigError(
+                f"{folder}: damaged features folder ({exc}); run `radiopath extract` again"
+            ) from None
+        return cls(
+            RunConfig.from_yaml(folder / "config.yaml"),
+            Preprocessing.load(folder / "preprocessing.json"),
+            index,
+            features,
+            dict(meta["families"]),
+            sources,
+            dict(meta.get("stats", {})),
+        )
+
+
+def is_feature_folder(folder: Path) -> bool:
+    return (folder / "features.json").is_file()
+
+
+def source_table(table: pd.DataFrame, modalities: list[str]) -> pd.DataFrame:
+    """Per patient: id, center, cohort and each image modality's input content key."""
+    out = pd.DataFrame(
+        {
+            "patient_id": table["patient_id"].astype(str).to_numpy(),
+            "center": table["center"].astype(str).to_numpy(),
+            "cohort": table["cohort"].astype(str).to_numpy(),
+        }
+    )
+    for key in modalities:
+        out[key] = MODALITIES[key].source_keys(table)
+    return out
+
+
+def cohort_key(sources: pd.DataFrame) -> str:
+    """Digest of who is in the cohort, where and with which input files (not of the labels)."""
+    ordered = sources.sort_values("patient_id").astype(object).where(sources.notna(), None)
+    return digest(ordered.columns.tolist(), ordered.to_numpy().tolist())
+
+
+def check_same_cohort(stored: pd.DataFrame, current: pd.DataFrame, where: str) -> None:
+    """Raise a ConfigError naming the patients whose inputs differ between two source tables."""
+    if cohort_key(stored) == cohort_key(current):
+        return
+    a = stored.set_index("patient_id").astype(object)
+    b = current.set_index("patient_id").astype(object)
+    problems = [f"{p}: not in {where}" for p in b.index.difference(a.index)[:10]]
+    problems += [f"{p}: in {where} but not in the manifest" for p in a.index.difference(b.index)[:10]]
+    for pid in b.index.intersection(a.index):
+        ra, rb = a.loc[pid], b.loc[pid]
+        diff = [c for c in b.columns if c in a.columns and _norm(ra[c]) != _norm(rb[c])]
+        if diff:
+            problems.append(f"{pid}: {', '.join(diff)} differ")
+        if len(problems) >= 12:
+            break
+    lines = "\n".join(f"  - {p}" for p in problems)
+    raise ConfigError(
+        f"{where} was made from another cohort (patients, centers, cohorts or input files differ):\n{lines}\n"
+        "run `radiopath extract` again on this manifest, or leave out --features"
+    )
+
+
+def _norm(v: Any) -> Any:
+    return None if v is None or (isinstance(v, float) and np.isnan(v)) else v
+
+
+def options_diff(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """``key: old -> new`` for every leaf that differs between two nested mappings."""
+    out = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, Mapping) and isinstance(vb, Mapping):
+            out += options_diff(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            out.append(f"{prefix}{k}: {va!r} -> {vb!r}")
+    return out

@@ -1,0 +1,325 @@
+"""Open a finished run folder and use it: its typed config, cohort, predictions, fitted
+preprocessing and fold models, and scoring of new patients with the fold ensemble.
+
+::
+
+    from radiopath.runs import load_run
+
+    run = load_run("runs/study1")
+    run.config.protocol.primary_model        # typed RunConfig
+    run.predictions                          # predictions.parquet
+    run.preprocessing.state("us")            # what was fitted on the development cohort
+    models = run.fold_models("fusion_concat")  # the five fold models, eval mode
+    new = run.predict("new_patients.csv")    # one row per patient and model
+
+:meth:`Run.predict` scores exactly as the protocol scored the external centers: the run's
+saved preprocessing is applied (never refitted), features come from the same backbone in
+the same precision and batch shape, and the probability is the mean of the fold models
+(:func:`radiopath.models.inference.ensemble_proba`). Scoring the run's own external patients
+therefore reproduces their rows of ``predictions.parquet``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from radiopath.cohort import Cohort
+from radiopath.compute import ComputePlan, plan
+from radiopath.errors import ConfigError
+from radiopath.features.cache import default_cache_dir
+from radiopath.features.extract import extract_features, load_images
+from radiopath.features.preprocessing import Preprocessing
+from radiopath.modalities import StageContext
+from radiopath.models import checkpoint as ckpt_io
+from radiopath.models.factory import build_model
+from radiopath.models.inference import ensemble_proba, modality_presence, usable_patients
+from radiopath.models.inputs import PatientInputs
+from radiopath.models.model import RadiopathModel
+from radiopath.run_config import ModelSpec, RunConfig
+from radiopath.runs import layout
+
+Say = Callable[[str], None]
+
+#: Columns of :meth:`Run.predict`'s table.
+PREDICT_COLUMNS = [
+    "patient_id",
+    "center",
+    "cohort",
+    "model",
+    "prob",
+    "threshold",
+    "decision",
+    "prob_sd",
+    "prob_min",
+    "prob_max",
+    "n_folds",
+    "modalities",
+    "missing_modality",
+]
+
+
+@dataclass(frozen=True)
+class InputsInfo:
+    """``RUN/inputs.json``: how the run's model inputs were made."""
+
+    mode: str
+    in_dims: dict[str, int]
+    families: dict[str, str]
+    clinical_columns: list[str]
+    amp: str  # "bf16" or "fp32": the backbones' precision in training and extraction
+
+    @classmethod
+    def read(cls, run: Path) -> InputsInfo:
+        path = run / layout.INPUTS
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(
+                str(data["mode"]),
+                {k: int(v) for k, v in data["in_dims"].items()},
+                dict(data.get("families", {})),
+                list(data.get("clinical_columns", [])),
+                str(data.get("amp", "fp32")),
+            )
+        except (OSError, ValueError, KeyError) as exc:
+            raise ConfigError(
+                f"{path}: cannot read the run's input description ({exc}); is the run finished?"
+            ) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "in_dims": self.in_dims,
+            "families": self.families,
+            "clinical_columns": self.clinical_columns,
+            "amp": self.amp,
+        }
+
+
+class Run:
+    """A run folder opened read-only (see the module docstring). Use :func:`load_run`."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        cfg_path = self.folder / layout.CONFIG
+        if not cfg_path.is_file():
+            raise ConfigError(
+                f"{self.folder} is not a run folder (no {layout.CONFIG}); give the --out of `radiopath train`"
+            )
+        self.config: RunConfig = RunConfig.from_yaml(cfg_path)
+        self.info = InputsInfo.read(self.folder)
+        self.preprocessing = Preprocessing.load(self.folder / layout.PREPROCESSING)
+        self._models: dict[tuple[str, str], list[RadiopathModel]] = {}
+
+    # -- what the run holds -------------------------------------------------------------------
+
+    @property
+    def models(self) -> list[str]:
+        """The models of the study, in the configured order."""
+        return list(self.config.model.models)
+
+    @property
+    def primary_model(self) -> str:
+        return self.config.primary_model()
+
+    def spec(self, model: str) -> ModelSpec:
+        """The :class:`ModelSpec` of ``model``.
+
+        Raises:
+            ConfigError: the run has no such model.
+        """
+        for spec in self.config.model.specs():
+            if spec.name == model:
+                return spec
+        raise ConfigError(f"run {self.folder} has no model '{model}'; it has {self.models}")
+
+    @cached_property
+    def predictions(self) -> pd.DataFrame:
+        path = self.folder / layout.PREDICTIONS
+        if not path.is_file():
+            raise ConfigError(
+                f"{path} not found: the run is unfinished; finish it with `radiopath train --resume`"
+            )
+        return pd.read_parquet(path)
+
+    @cached_property
+    def thresholds(self) -> dict[str, float]:
+        path = self.folder / layout.THRESHOLDS
+        try:
+            return {k: float(v) for k, v in json.loads(path.read_text(encoding="utf-8")).items()}
+        except (OSError, ValueError) as exc:
+            raise ConfigError(
+                f"{path}: cannot read the frozen thresholds ({exc}); is the run finished?"
+            ) from None
+
+    @cached_property
+    def cohort(self) -> pd.DataFrame:
+        """The cohort as the run stored it (paths relative to :attr:`manifest`)."""
+        return pd.read_parquet(self.folder / layout.COHORT)
+
+    @cached_property
+    def folds(self) -> pd.DataFrame:
+        return pd.read_csv(self.folder / layout.FOLDS, dtype={"patient_id": str})
+
+    @cached_property
+    def provenance(self) -> dict[str, Any]:
+        try:
+            return dict(json.loads((self.folder / layout.PROVENANCE).read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            return {}
+
+    @property
+    def manifest(self) -> Path | None:
+        """The manifest the run was trained on (as recorded in its provenance)."""
+        m = self.provenance.get("manifest")
+        return Path(m) if m else None
+
+    def compute(self, device: str | None = None, precision: str = "auto") -> ComputePlan:
+        """Where to score: ``device`` (default: the run's), the backbones in the run's own
+        precision (``auto``) or in ``fp32``/``bf16``."""
+        prec = self.info.amp if precision == "auto" else precision
+        return plan(device or self.config.train.device, prec, self.config.train.channels_last)
+
+    # -- models ---------------------------------------------------------------------------------
+
+    def fold_models(self, model: str, device: str | torch.device = "cpu") -> list[RadiopathModel]:
+        """The fold models of ``model`` with their best weights, in fold order, eval mode."""
+        key = (model, str(device))
+        if key not in self._models:
+            spec = self.spec(model)
+            folders = sorted(
+                (
+                    p
+                    for p in layout.model_dir(self.folder, model).glob("fold*")
+                    if (p / ckpt_io.BEST).is_file()
+                ),
+                key=lambda p: int(p.name[4:]),
+            )
+            if not folders:
+                raise ConfigError(
+                    f"{layout.model_dir(self.folder, model)} holds no fold weights; is the run finished?"
+                )
+            out = []
+            for folder in folders:
+                m = build_model(spec, self.config, self.info.in_dims, init_weights="none")
+                ckpt_io.load_weights(m, folder / ckpt_io.BEST)
+                out.append(m.eval().to(device))
+            self._models[key] = out
+        return self._models[key]
+
+    # -- scoring new patients -------------------------------------------------------------------
+
+    def inputs(
+        self,
+        table: pd.DataFrame,
+        compute: ComputePlan | None = None,
+        *,
+        cache_dir: str | Path | None = None,
+        tiles: str | Path | None = None,
+        mpp_table: Any = None,
+        say: Say | None = None,
+    ) -> PatientInputs:
+        """Model inputs of ``table`` (a ``Cohort.table``) with the run's preprocessing applied."""
+        compute = compute or self.compute()
+        root = Path(cache_dir or self.config.cache_dir or default_cache_dir())
+        ctx = StageContext(root, Path(tiles) if tiles else None, mpp_table, say=say or (lambda _m: None))
+        if self.info.mode == "finetune":
+            inputs, _, _ = load_images(table, self.config, ctx, preprocessing=self.preprocessing)
+        else:
+            fs = extract_features(table, self.config, compute, ctx, preprocessing=self.preprocessing)
+            inputs = fs.inputs(table)
+        if "clinical" in inputs.arrays and inputs.clinical_columns != self.info.clinical_columns:
+            raise ConfigError(
+                f"clinical columns {inputs.clinical_columns} differ from the run's "
+                f"{self.info.clinical_columns}"
+            )
+        return inputs
+
+    def predict(
+        self,
+        source: str | Path | Cohort | pd.DataFrame,
+        models: Sequence[str] | None = None,
+        *,
+        device: str | None = None,
+        precision: str = "auto",
+        cache_dir: str | Path | None = None,
+        tiles: str | Path | None = None,
+        mpp_table: Any = None,
+        say: Say | None = None,
+    ) -> pd.DataFrame:
+        """Score patients with the fold ensemble of each model (default: every model).
+
+        Args:
+            source: a manifest path, a :class:`Cohort`, or a ``Cohort.table``.
+
+        Returns:
+            One row per patient and model (:data:`PREDICT_COLUMNS`): the ensemble probability,
+            the frozen threshold and the decision at it, the spread of the fold models, and
+            which modalities were present. Patients a model cannot score (a single-modality
+            model without its modality) are left out for that model.
+        """
+        table = _table_of(source)
+        compute = self.compute(device, precision)
+        inputs = self.inputs(table, compute, cache_dir=cache_dir, tiles=tiles, mpp_table=mpp_table, say=say)
+        frames = []
+        for name in models or self.models:
+            frames.append(self.score(name, inputs, compute))
+        return (
+            pd.concat(frames, ignore_index=True)[PREDICT_COLUMNS]
+            if frames
+            else pd.DataFrame(columns=PREDICT_COLUMNS)
+        )
+
+    def score(self, model: str, inputs: PatientInputs, compute: ComputePlan | None = None) -> pd.DataFrame:
+        """:meth:`predict` for inputs already made (e.g. to score several models once)."""
+        compute = compute or self.compute()
+        spec = self.spec(model)
+        fold_models = self.fold_models(model, compute.device)
+        for m in fold_models:
+            m.backbone_amp = compute.amp_dtype
+        idx = np.flatnonzero(usable_patients(spec.modalities, inputs))
+        mean, per_fold = ensemble_proba(fold_models, inputs, idx, compute.device)
+        seen, missing = modality_presence(spec.modalities, inputs, idx)
+        threshold = self.thresholds[model]
+        return pd.DataFrame(
+            {
+                "patient_id": inputs.patient_id[idx],
+                "center": inputs.center[idx],
+                "cohort": inputs.cohort[idx],
+                "model": model,
+                "prob": mean,
+                "threshold": threshold,
+                "decision": (mean >= threshold).astype(int),
+                "prob_sd": per_fold.std(0) if len(per_fold) else np.nan,
+                "prob_min": per_fold.min(0) if len(idx) else np.zeros(0),
+                "prob_max": per_fold.max(0) if len(idx) else np.zeros(0),
+                "n_folds": len(fold_models),
+                "modalities": seen,
+                "missing_modality": missing,
+            }
+        )
+
+
+def load_run(folder: str | Path) -> Run:
+    """Open a run folder written by ``radiopath train`` (see :class:`Run`).
+
+    Raises:
+        ConfigError: not a run folder, or an unfinished or damaged one (names the file).
+    """
+    return Run(folder)
+
+
+def _table_of(source: str | Path | Cohort | pd.DataFrame) -> pd.DataFrame:
+    if isinstance(source, Cohort):
+        return source.table
+    if isinstance(source, pd.DataFrame):
+        return source
+    return Cohort.from_manifest(source).table
