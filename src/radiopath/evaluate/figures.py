@@ -26,6 +26,7 @@ import matplotlib as mpl
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from radiopath.evaluate.calibration import calibration_bins, recalibration_curve, slope_model
 from radiopath.evaluate.curves import pr_curve, roc_band
@@ -518,10 +519,7 @@ def conformal_figure(ev: Evaluation) -> Figure:
         fig = Figure(figsize=(WIDTH, 0.9 + 0.2 * max(1, len(rows))))
         left, right = fig.subplots(1, 2, sharey=True, gridspec_kw={"width_ratios": [1, 1.25]})
         ys = np.arange(len(rows), dtype=float)
-        for key, mark, dy, label in (
-            ("coverage_neg", "o", -0.17, "LNM−"),
-            ("coverage_pos", "^", 0.17, "LNM+"),
-        ):
+        for key, mark, dy, hollow in (("coverage_neg", "o", -0.17, True), ("coverage_pos", "^", 0.17, False)):
             for i, r in rows.iterrows():
                 v, lo, hi = r[key], r[f"{key}_low"], r[f"{key}_high"]
                 if not np.isfinite(v):
@@ -534,21 +532,20 @@ def conformal_figure(ev: Evaluation) -> Figure:
                     color=styles[r["model"]]["color"],
                     markersize=3.2,
                     elinewidth=0.8,
-                    mfc="white" if label == "LNM−" else None,
-                    label=label if i == 0 else None,
+                    mfc="white" if hollow else None,
                 )
         left.axvline(target, color="0.3", linewidth=0.8, linestyle=(0, (3, 2)))
-        left.set_xlim(
-            max(
-                0.0,
-                min(0.6, float(np.nanmin(rows[["coverage_pos_low", "coverage_neg_low"]].to_numpy())) - 0.02),
-            )
-            if len(rows)
-            else 0.6,
-            1.0,
-        )
-        left.set_xlabel(f"Coverage per outcome (95% CI); dashed: target {target:.0%}")
-        left.legend(loc="lower left", frameon=False, fontsize=7, markerscale=1.0)
+        handles = [
+            Line2D(
+                [], [], marker="o", mfc="white", color="0.2", linestyle="none", markersize=3.5, label="LNM−"
+            ),
+            Line2D([], [], marker="^", color="0.2", linestyle="none", markersize=3.5, label="LNM+"),
+        ]
+        lows = rows[["coverage_pos_low", "coverage_neg_low"]].to_numpy(dtype=float)
+        lowest = float(np.nanmin(lows)) if np.isfinite(lows).any() else 0.6
+        left.set_xlim(max(0.0, min(0.6, lowest - 0.02)), 1.0)
+        left.set_xlabel(f"Coverage (95% CI); dashed: {target:.0%} target")
+        left.legend(handles=handles, loc="lower left", frameon=False, fontsize=7)
         labels = [f"{short(str(r.cohort_label))} · {r.model}" for r in rows.itertuples()]
         left.set_yticks(ys, labels)
         left.invert_yaxis()
@@ -565,7 +562,7 @@ def conformal_figure(ev: Evaluation) -> Figure:
                 1.01, ys[i], f"{r['share_uncertain']:.0%}", transform=blend(right), va="center", fontsize=6.5
             )
         right.set_xlim(0, 1)
-        right.set_xlabel("Share of patients by prediction set (right: share uncertain)")
+        right.set_xlabel("Share of patients by prediction set")
         right.grid(axis="y", visible=False)
         right.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=4, frameon=False, fontsize=7)
         fig.tight_layout()
