@@ -229,6 +229,10 @@ def conformal_table(
                 dev_sets = cross_conformal_sets(y_dev, dev["prob"].to_numpy(), dev["fold"].to_numpy(), a)
             except EvaluationError as exc:
                 notes.append(f"conformal sets of {model}, internal: {exc}")
+        else:
+            notes.append(
+                f"conformal sets of {model}: one development fold, no internal (cross-conformal) coverage"
+            )
         ext = labelled(of_model[of_model["cohort"] == EXTERNAL])
         ext_sets = cp.predict_sets(ext["prob"].to_numpy()) if len(ext) else None
         for spec in specs:
