@@ -91,3 +91,44 @@ def test_class_form_and_errors() -> None:
         bootstrap_metrics([1, 1, 1], [0.1, 0.2, 0.3])
     with pytest.raises(EvaluationError, match="n_boot"):
         bootstrap_metrics(y, p, n_boot=0)
+
+
+def test_center_strata_keep_every_center_and_outcome_count() -> None:
+    """The pooled external bootstrap resamples within center × outcome: the mix of centers is kept."""
+    y, p = _data(300, 6)
+    center = np.where(np.arange(300) < 120, "Center C", "Center D")
+    s = ScoredSample.from_arrays(y, p, strata=center)
+    w = resample_weights(s, np.random.default_rng(0), 40)
+    c_canon = center[s.order]
+    for c in ("Center C", "Center D"):
+        for outcome in (True, False):
+            cell = (c_canon == c) & (s.y == outcome)
+            assert np.all(w[:, cell].sum(axis=1) == cell.sum()), (c, outcome)
+    # plain outcome strata, by contrast, let the centers' shares drift between resamples
+    w_plain = resample_weights(ScoredSample.from_arrays(y, p), np.random.default_rng(0), 40)
+    in_c = (center == "Center C")[ScoredSample.from_arrays(y, p).order]
+    assert np.ptp(w_plain[:, in_c].sum(axis=1)) > 0
+
+
+def test_one_stratum_is_the_plain_outcome_bootstrap() -> None:
+    y, p = _data(200, 8)
+    s_plain = ScoredSample.from_arrays(y, p)
+    s_one = ScoredSample.from_arrays(y, p, strata=np.zeros(200))
+    np.testing.assert_array_equal(
+        resample_weights(s_plain, np.random.default_rng(3), 10),
+        resample_weights(s_one, np.random.default_rng(3), 10),
+    )
+    r = bootstrap_metrics(y, p, 0.5, n_boot=200, seed=1, strata=np.where(np.arange(200) % 3, "a", "b"))
+    assert r.n_strata == 2 and bootstrap_metrics(y, p, n_boot=50).n_strata == 1
+    for m in METRIC_NAMES:
+        assert r[m].ci_low <= r[m].value <= r[m].ci_high, m
+
+
+def test_given_calls_replace_the_threshold() -> None:
+    y, p = _data(200, 9)
+    calls = p >= 0.37
+    a = bootstrap_metrics(y, p, 0.37, n_boot=100, seed=2, metrics=("accuracy", "f1"))
+    b = bootstrap_metrics(y, p, n_boot=100, seed=2, metrics=("accuracy", "f1"), calls=calls)
+    assert a.estimates == b.estimates and np.isnan(b.threshold)
+    with pytest.raises(EvaluationError, match="calls"):
+        bootstrap_metrics(y, p, calls=calls[:-1])

@@ -16,6 +16,7 @@ from radiopath.cli import app
 from radiopath.evaluate import Evaluation, EvaluationError, evaluate_run, load_evaluation
 from radiopath.evaluate.evaluate import TABLES
 from radiopath.evaluate.metrics import METRIC_NAMES
+from radiopath.evaluate.nested import NESTED_METRICS
 from radiopath.evaluate.stats import delong_test
 
 
@@ -40,11 +41,34 @@ def test_metrics_match_references_on_the_raw_predictions(sim_run: Path, sim_eval
     dev = pred[(pred["model"] == "fusion_concat") & (pred["cohort"] == "development")]
     thr = dev["threshold"].iloc[0]
     sens = ((dev["prob"] >= thr) & (dev["label"] == 1)).sum() / (dev["label"] == 1).sum()
-    assert sim_eval.metric("fusion_concat", "internal", "sensitivity")["value"] == pytest.approx(sens)
+    # the frozen threshold on the OOF predictions it was chosen on: the secondary figure
+    pooled = sim_eval.metric("fusion_concat", "internal", "sensitivity_pooled_threshold")
+    assert pooled["value"] == pytest.approx(sens) and not pooled["primary"]
     m = sim_eval.metrics
     rows = m[(m["model"] == "fusion_concat") & (m["cohort"] == "internal")]
-    assert list(rows["metric"]) == list(METRIC_NAMES)
+    assert list(rows["metric"]) == list(METRIC_NAMES) + [f"{k}_pooled_threshold" for k in NESTED_METRICS]
     assert (rows["ci_low"] <= rows["value"]).all() and (rows["value"] <= rows["ci_high"]).all()
+    external = m[(m["model"] == "fusion_concat") & (m["cohort"] == "external")]
+    assert list(external["metric"]) == list(METRIC_NAMES)  # external: frozen threshold only
+    assert set(external["threshold_basis"].dropna()) == {"frozen"}
+
+
+def test_every_row_says_how_its_interval_was_made(sim_eval: Evaluation) -> None:
+    m = sim_eval.metrics
+    method = dict(zip(m["metric"], m["ci_method"], strict=False))
+    for name in ("accuracy", "sensitivity", "specificity", "ppv", "npv"):
+        assert method[name] == "Wilson", name
+        assert method[f"{name}_pooled_threshold"] == "Wilson", name
+    assert method["auc"] == "DeLong"
+    pooled = m[m["cohort"].isin(["internal", "external"]) & m["metric"].isin(["f1", "brier", "auprc"])]
+    assert (pooled["ci_method"] == "bootstrap percentile, center-stratified").all()  # two centers each
+    one_center = m[(m["cohort"] == "external/Center C") & (m["metric"] == "brier")]
+    assert (one_center["ci_method"] == "bootstrap percentile").all()
+    props = m[m["ci_method"] == "Wilson"]
+    assert (props["value"] == props["k"] / props["denominator"]).all()
+    data = json.loads((sim_eval.run / "metrics.json").read_text())
+    assert data["schema_version"] == 2 and data["settings"]["proportion_ci"] == "Wilson"
+    assert {"ci_method", "threshold_basis", "primary"} <= set(data["metrics"][0])
 
 
 def test_unlabelled_patients_are_counted_but_not_scored(sim_eval: Evaluation) -> None:
@@ -114,9 +138,12 @@ def test_single_class_center_gives_notes_not_a_crash(sim_run: Path, tmp_path: Pa
     df.to_parquet(run / "predictions.parquet")
     ev = evaluate_run(run, n_boot=20, write=False)
     r = ev.metric("fusion_late", "external/Center D", "specificity")
-    assert np.isnan(r["ci_low"]) and 0 <= r["value"] <= 1
+    # a proportion with a denominator keeps its binomial interval, even without a bootstrap
+    assert r["ci_method"] == "Wilson" and r["ci_low"] <= r["value"] <= r["ci_high"] < 1
+    assert np.isnan(ev.metric("fusion_late", "external/Center D", "sensitivity")["value"])  # 0 / 0
+    assert np.isnan(ev.metric("fusion_late", "external/Center D", "brier")["ci_low"])
     assert np.isnan(ev.metric("fusion_late", "external/Center D", "auc")["value"])
-    assert any("Center D" in n and "no confidence intervals" in n for n in ev.notes)
+    assert any("Center D" in n and "intervals only for proportions" in n for n in ev.notes)
 
 
 def test_cli_evaluate_and_clean_error(sim_run: Path, tmp_path: Path) -> None:

@@ -72,7 +72,7 @@ def test_report_renders_in_headless_chromium_with_every_figure(sim_report: Path,
     body = re.search(r"<body([^>]*)>", dom.stdout)
     assert body is not None, dom.stdout[:500]
     attrs = dict(re.findall(r'(data-[\w-]+)="([^"]*)"', body.group(1)))
-    assert attrs.get("data-images") == "10", attrs  # 7 figures + 3 Grad-CAM images
+    assert attrs.get("data-images") == "11", attrs  # 8 figures + 3 Grad-CAM images
     assert attrs.get("data-bad-images") == "none", attrs
     assert int(attrs["data-min-width"]) >= 90, attrs
 

@@ -22,17 +22,20 @@ SECTIONS = (
     "key",
     "cohort",
     "performance",
+    "thresholds",
     "comparisons",
     "calibration",
     "utility",
+    "conformal",
     "centers",
+    "updating",
     "confusion",
     "gallery",
     "methods",
     "tripod",
     "provenance",
 )
-FIGURES = ("roc", "pr", "calibration", "decision", "utility", "forest", "confusion")
+FIGURES = ("roc", "pr", "calibration", "decision", "utility", "forest", "confusion", "conformal")
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +56,7 @@ def test_every_section_and_figure_is_there(report: str, sim_run: Path) -> None:
 
 def test_self_contained_images_decode(report: str) -> None:
     srcs = re.findall(r'<img src="([^"]+)"', report)
-    assert len(srcs) == len(FIGURES) + 3  # seven figures + three Grad-CAM gallery images
+    assert len(srcs) == len(FIGURES) + 3  # eight figures + three Grad-CAM gallery images
     for src in srcs:
         assert src.startswith("data:image/png;base64,")
         raw = base64.b64decode(src.split(",", 1)[1])
@@ -68,6 +71,46 @@ def test_numbers_come_from_the_evaluation(report: str, sim_eval: Evaluation) -> 
     row = sim_eval.comparisons.iloc[0]
     assert f"{row['auc_diff']:+.3f}" in report
     assert "Sun &amp; Xu" in report and "TRIPOD+AI" in report and "20a" in report
+
+
+def test_report_says_which_threshold_and_which_interval(report: str, sim_eval: Evaluation) -> None:
+    perf = report.split('id="performance"')[1].split('id="thresholds"')[0]
+    assert "internal ones at nested thresholds" in perf and "Wilson intervals for accuracy" in perf
+    assert "bootstrap, center-stratified" in perf  # the CI-method row of the main table
+    nested = sim_eval.metric("fusion_concat", "internal", "accuracy")
+    pooled = sim_eval.metric("fusion_concat", "internal", "accuracy_pooled_threshold")
+    section = report.split('id="thresholds"')[1].split('id="comparisons"')[0]
+    assert f"{nested['value']:.3f}<br>" in section
+    assert f"{pooled['value']:.3f} ({pooled['value'] - nested['value']:+.3f})" in section
+    assert "pooled-threshold" in section and "nested" in section
+    methods = report.split('id="methods"')[1].split('id="tripod"')[0]
+    assert "Evaluation details" in methods and "nested thresholds" in methods
+    assert "Wilson binomial intervals" in methods and "Angelopoulos" in methods
+    conf = report.split('id="conformal"')[1].split('id="centers"')[0]
+    row = sim_eval.conformal
+    r = row[(row["model"] == "fusion_concat") & (row["cohort"] == "external")].iloc[0]
+    assert f"{r['coverage_pos']:.3f}<br>" in conf and "uncertain" in conf
+    upd = report.split('id="updating"')[1].split('id="confusion"')[0]
+    assert "Not done" in upd and "recalibrate=True" in upd  # off by default, and says so
+
+
+def test_recalibration_section_is_labelled_as_model_updating(sim_run: Path) -> None:
+    from radiopath.evaluate import evaluate_run
+
+    ev = evaluate_run(sim_run, n_boot=20, recalibrate=True, write=False, conformal_alpha=None)
+    html = render_report(sim_run, ev, load_predictions(sim_run), figures=[])
+    upd = html.split('id="updating"')[1].split('id="confusion"')[0]
+    assert "Model updating, not external validation" in upd
+    assert upd.count("intercept only (calibration-in-the-large)") == 4 * 3  # 4 models × (2 centers + pooled)
+    r = ev.recalibration
+    x = r[
+        (r["model"] == "fusion_concat") & (r["cohort"] == "external/Center D") & (r["update"] == "logistic")
+    ]
+    assert f"β = {x['fitted_slope'].iloc[0]:.2f}" in upd
+    conf = html.split('id="conformal"')[1].split('id="centers"')[0]
+    assert "Not computed" in conf
+    provenance = html.split('id="provenance"')[1]
+    assert "recalibration: done (5-fold cross-fitting per external center)" in provenance
 
 
 def test_methods_say_not_recorded_instead_of_guessing(

@@ -10,12 +10,17 @@ Functions and classes (à la scikit-learn / MONAI):
 * calibration — :func:`calibration_intercept_slope`, :func:`calibration_bins`
 * clinical utility — :func:`net_benefit`, :func:`decision_curve`, :func:`threshold_for_sensitivity`,
   :func:`utility_at_threshold`, :class:`NetBenefit`
+* proportions — :func:`proportion_ci`, :class:`ProportionCI` (Wilson, Clopper–Pearson)
+* nested thresholds — :func:`nested_thresholds`, :class:`NestedThreshold`
+* conformal risk sets — :class:`MondrianConformal`, :func:`conformal_quantile`, :func:`cross_conformal_sets`
+* model updating — :class:`LogisticRecalibration`, :func:`crossfit_recalibration`
 * the run folder — :func:`evaluate_run` → ``metrics.json`` + ``tables/*.csv``; :func:`load_predictions`
 """
 
 from radiopath.evaluate._checks import EvaluationError
 from radiopath.evaluate.bootstrap import Bootstrap, BootstrapResult, MetricEstimate, bootstrap_metrics
 from radiopath.evaluate.calibration import CalibrationResult, calibration_bins, calibration_intercept_slope
+from radiopath.evaluate.conformal import MondrianConformal, conformal_quantile, cross_conformal_sets
 from radiopath.evaluate.decision import (
     DecisionCurve,
     NetBenefit,
@@ -33,7 +38,10 @@ from radiopath.evaluate.metrics import (
     binary_metrics,
     confusion_counts,
 )
+from radiopath.evaluate.nested import NestedThreshold, nested_thresholds
 from radiopath.evaluate.predictions import PredictionsError, load_predictions
+from radiopath.evaluate.proportions import ProportionCI, proportion_ci
+from radiopath.evaluate.recalibration import LogisticRecalibration, crossfit_recalibration
 from radiopath.evaluate.results import Evaluation, load_evaluation
 from radiopath.evaluate.stats import (
     DeLong,
@@ -56,15 +64,22 @@ __all__ = [
     "DecisionCurve",
     "Evaluation",
     "EvaluationError",
+    "LogisticRecalibration",
     "MetricEstimate",
+    "MondrianConformal",
+    "NestedThreshold",
     "NetBenefit",
     "PredictionsError",
+    "ProportionCI",
     "auc_ci_delong",
     "binary_metrics",
     "bootstrap_metrics",
     "calibration_bins",
     "calibration_intercept_slope",
+    "conformal_quantile",
     "confusion_counts",
+    "cross_conformal_sets",
+    "crossfit_recalibration",
     "decision_curve",
     "delong_covariance",
     "delong_roc_variance",
@@ -74,8 +89,10 @@ __all__ = [
     "load_evaluation",
     "load_predictions",
     "mcnemar_test",
+    "nested_thresholds",
     "net_benefit",
     "net_benefit_treat_all",
+    "proportion_ci",
     "threshold_for_sensitivity",
     "utility_at_threshold",
 ]

@@ -3,7 +3,11 @@
 A resample of a cohort with ``m`` positives and ``n`` negatives draws ``m`` positives and
 ``n`` negatives with replacement (stratified: the prevalence stays fixed, and every resample
 has both outcomes, so AUC and calibration are always defined — Efron & Tibshirani, "An
-Introduction to the Bootstrap", 1993, §8; Carpenter & Bithell, Stat. Med. 2000). A resample is
+Introduction to the Bootstrap", 1993, §8; Carpenter & Bithell, Stat. Med. 2000). With
+``strata`` (for a pooled multi-center cohort: the center of each patient) the draws are made
+within every stratum × outcome cell, so each resample keeps the study's mix of centers as
+well as its prevalence: the centers were chosen by design, not sampled (Davison & Hinkley,
+"Bootstrap Methods and their Application", 1997, §3.8, stratified resampling). A resample is
 represented by how often each patient was drawn (a row of counts), so all ``B`` resamples
 are one ``(B, N)`` weight matrix that the kernels of :mod:`radiopath.evaluate.metrics` consume
 in a few array passes. Rows are processed in chunks so memory stays bounded (about
@@ -13,8 +17,12 @@ Intervals are percentile intervals; resamples where a metric is undefined (PPV w
 is called positive, a calibration fit that does not converge) are left out of that metric's
 interval and counted in ``n_undefined``.
 
-The resamples depend only on ``seed`` and the cohort's labels, not on the scores: two models
-evaluated on the same patients (in the same order) with the same seed see the same resamples.
+The resamples depend only on ``seed``, the cohort's labels and strata, not on the scores: two
+models evaluated on the same patients (in the same order) with the same seed see the same
+resamples.
+
+Threshold metrics can also be bootstrapped for calls that are not ``prob >= threshold``
+(``calls=``, e.g. nested thresholds); the calls are then held fixed per patient.
 """
 
 from __future__ import annotations
@@ -61,6 +69,7 @@ class BootstrapResult:
     n_pos: int
     threshold: float
     samples: dict[str, np.ndarray] | None = None  #: the bootstrap distributions, when kept
+    n_strata: int = 1  #: strata resampled within (besides the outcome); 1 = outcome only
 
     def __getitem__(self, metric: str) -> MetricEstimate:
         return self.estimates[metric]
@@ -81,24 +90,45 @@ def stratified_counts(
     return draw(n_pos), draw(n_neg)
 
 
+def _cells(sample: ScoredSample) -> list[np.ndarray]:
+    """Original indices of the patients in each resampling cell, each in the caller's order.
+
+    Without strata: positives, then negatives. With strata: for each stratum (sorted), its
+    positives, then its negatives.
+    """
+    y_orig = np.empty_like(sample.y)
+    y_orig[sample.order] = sample.y
+    if sample.strata is None:
+        return [np.flatnonzero(y_orig), np.flatnonzero(~y_orig)]
+    st = np.empty_like(sample.strata)
+    st[sample.order] = sample.strata
+    cells = []
+    for code in range(int(st.max()) + 1):
+        here = st == code
+        cells += [np.flatnonzero(y_orig & here), np.flatnonzero(~y_orig & here)]
+    return cells
+
+
 def resample_weights(sample: ScoredSample, rng: np.random.Generator, n_rows: int) -> np.ndarray:
     """Stratified resample counts in ``sample``'s canonical order, shape ``(n_rows, N)``.
 
-    Patients are drawn by their position in the caller's order (positives, then negatives,
-    each in that order), so equal seeds pair resamples across models on the same patients;
-    the draws are then counted straight into canonical columns (one ``bincount``).
+    Patients are drawn within each cell (outcome, or stratum × outcome when the sample has
+    strata) by their position in the caller's order, so equal seeds pair resamples across
+    models on the same patients; the draws are then counted straight into canonical columns
+    (one ``bincount``).
     """
     canon = np.empty(sample.n, dtype=np.int64)
     canon[sample.order] = np.arange(sample.n)  # original index → canonical column
-    y_orig = np.empty_like(sample.y)
-    y_orig[sample.order] = sample.y
-    cols = np.concatenate([canon[y_orig], canon[~y_orig]])  # k-th positive, then k-th negative
-    n_pos, n = sample.n_pos, sample.n
+    cells = _cells(sample)
+    cols = np.concatenate([canon[c] for c in cells])  # k-th member of each cell, cell after cell
+    n = sample.n
     draws = np.empty((n_rows, n), dtype=np.int64)
-    if n_pos:
-        draws[:, :n_pos] = rng.integers(0, n_pos, size=(n_rows, n_pos))
-    if n - n_pos:
-        draws[:, n_pos:] = n_pos + rng.integers(0, n - n_pos, size=(n_rows, n - n_pos))
+    start = 0
+    for cell in cells:
+        size = cell.size
+        if size:
+            draws[:, start : start + size] = start + rng.integers(0, size, size=(n_rows, size))
+        start += size
     flat = cols[draws]
     flat += (np.arange(n_rows, dtype=np.int64) * n)[:, None]
     return np.bincount(flat.ravel(), minlength=n_rows * n).reshape(n_rows, n).astype(float)
@@ -128,8 +158,10 @@ def bootstrap_samples(
 
 
 def _seed_for(seed: int, sample: ScoredSample) -> np.random.SeedSequence:
-    # Same seed + same class sizes → same resamples (paired across models on the same patients).
-    return np.random.SeedSequence([int(seed), sample.n_pos, sample.n_neg])
+    # Same seed + same cell sizes → same resamples (paired across models on the same patients).
+    if sample.strata is None:
+        return np.random.SeedSequence([int(seed), sample.n_pos, sample.n_neg])
+    return np.random.SeedSequence([int(seed), sample.n_pos, sample.n_neg, *(c.size for c in _cells(sample))])
 
 
 def percentile_interval(values: np.ndarray, ci: float) -> tuple[float, float, float, int]:
@@ -152,14 +184,18 @@ def bootstrap_metrics(
     ci: float = 0.95,
     metrics: Sequence[str] = METRIC_NAMES,
     keep_samples: bool = False,
+    strata: Any = None,
+    calls: Any = None,
 ) -> BootstrapResult:
     """Point estimates and stratified-bootstrap percentile intervals of ``metrics``.
 
     ``y``: 0/1 outcomes (both must occur); ``prob``: probabilities; ``threshold``: positive
     means ``prob >= threshold``. ``keep_samples`` also returns the bootstrap distributions.
+    ``strata``: the group of each patient (e.g. its center): resample within each group and
+    outcome. ``calls``: 0/1 decisions per patient used instead of ``prob >= threshold``.
     """
     level = check_ci(ci)
-    sample = ScoredSample.from_arrays(y, prob, threshold)
+    sample = ScoredSample.from_arrays(y, prob, threshold, calls=calls, strata=strata)
     if sample.n_pos == 0 or sample.n_neg == 0:
         raise EvaluationError(
             f"the stratified bootstrap needs both outcomes; got {sample.n_pos} positive(s) "
@@ -181,6 +217,7 @@ def bootstrap_metrics(
         sample.n_pos,
         sample.threshold,
         dist if keep_samples else None,
+        1 if sample.strata is None else int(sample.strata.max()) + 1,
     )
 
 

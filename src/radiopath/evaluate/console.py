@@ -17,8 +17,11 @@ def _p(p: float) -> str:
 def print_evaluation(console: Console, ev: Evaluation) -> None:
     """Main table (AUC, sensitivity, specificity, Brier, calibration slope) and the comparisons."""
     m = ev.metrics[ev.metrics["scope"] == "main"]
+    if "primary" in m.columns:
+        m = m[m["primary"].astype(bool)]
     t = Table(
-        title="Performance at the frozen thresholds (all CIs: RUN/tables/table_main.csv)",
+        title="Performance: external at the frozen thresholds, internal at nested thresholds "
+        "(all CIs: RUN/tables/table_main.csv)",
         title_justify="left",
     )
     headers = ("cohort", "model", "n", "LNM", "AUC (95% CI)", "sens", "spec", "Brier", "cal slope")

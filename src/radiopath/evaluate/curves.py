@@ -46,14 +46,19 @@ def _roc_rows(sample: ScoredSample, w: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return np.hstack([zeros, fpr]), np.hstack([zeros, tpr])
 
 
-def roc_band(y: Any, prob: Any, n_boot: int = 2000, seed: int = 0, ci: float = 0.95) -> ROCBand:
-    """ROC curve plus a pointwise stratified-bootstrap band of its true-positive rate."""
+def roc_band(
+    y: Any, prob: Any, n_boot: int = 2000, seed: int = 0, ci: float = 0.95, strata: Any = None
+) -> ROCBand:
+    """ROC curve plus a pointwise stratified-bootstrap band of its true-positive rate.
+
+    ``strata`` (e.g. the center of each patient): resample within each stratum and outcome.
+    """
     level = check_ci(ci)
     yy = as_labels(y)
     pp = as_scores(prob, yy.size)
     require_both_classes(yy, "an ROC curve")
     fpr, tpr, _ = roc_curve(yy, pp)
-    sample = ScoredSample.from_arrays(yy, pp)
+    sample = ScoredSample.from_arrays(yy, pp, strata=strata)
     rng = np.random.default_rng(_seed_for(seed, sample))
     rows = max(1, int(CHUNK_ELEMS // sample.n))
     grid_tpr = np.empty((n_boot, FPR_GRID.size))

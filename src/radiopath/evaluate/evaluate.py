@@ -22,18 +22,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from radiopath.evaluate import conformal as _conformal
+from radiopath.evaluate import recalibration as _recal
 from radiopath.evaluate._checks import EvaluationError, check_ci
-from radiopath.evaluate.bootstrap import N_BOOT, bootstrap_metrics
+from radiopath.evaluate.bootstrap import N_BOOT
 from radiopath.evaluate.cohortflow import cohort_flow
 from radiopath.evaluate.decision import DEFAULT_THRESHOLDS, decision_curve, threshold_for_sensitivity
-from radiopath.evaluate.metrics import METRIC_NAMES, binary_metrics, confusion_counts
+from radiopath.evaluate.metrics import confusion_counts
+from radiopath.evaluate.nested import NestedCalls, nested_calls
+from radiopath.evaluate.performance import metrics_tables
 from radiopath.evaluate.predictions import (
+    DEVELOPMENT,
     CohortSpec,
     cohort_specs,
     default_pairs,
+    labelled,
     load_predictions,
     model_order,
 )
+from radiopath.evaluate.proportions import METHODS as PROPORTION_METHODS
+from radiopath.evaluate.proportions import check_method, proportion_metrics
 from radiopath.evaluate.results import (
     TABLES,
     Evaluation,
@@ -42,113 +50,18 @@ from radiopath.evaluate.results import (
     load_evaluation,
     write_evaluation,
 )
-from radiopath.evaluate.runinfo import read_config, read_provenance, resolve_seed
-from radiopath.evaluate.stats import auc_ci_delong, delong_test, holm_adjust, mcnemar_test
+from radiopath.evaluate.runsettings import run_settings
+from radiopath.evaluate.stats import delong_test, holm_adjust, mcnemar_test
 
 __all__ = ["TABLES", "Evaluation", "evaluate_run", "format_ci", "load_evaluation", "write_evaluation"]
-
-
-# --------------------------------------------------------------------------- per cohort × model
-
-
-def _labelled(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows with a known label, in patient order (so resamples pair up across models)."""
-    return df[df["label"].notna()].sort_values("patient_id", kind="stable")
-
-
-def _metric_rows(
-    sub: pd.DataFrame, threshold: float, n_boot: int, seed: int, ci: float
-) -> tuple[list[dict[str, Any]], list[str]]:
-    y = sub["label"].to_numpy() == 1.0
-    p = sub["prob"].to_numpy()
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    notes: list[str] = []
-    rows: list[dict[str, Any]] = []
-    if n_pos >= 2 and n_neg >= 2:
-        boot = bootstrap_metrics(y, p, threshold, n_boot=n_boot, seed=seed, ci=ci)
-        delong = auc_ci_delong(y, p, ci)
-        for m in METRIC_NAMES:
-            e = boot[m]
-            row = {
-                "metric": m,
-                "value": e.value,
-                "ci_low": e.ci_low,
-                "ci_high": e.ci_high,
-                "se": e.se,
-                "ci_method": "bootstrap percentile",
-                "n_undefined": e.n_undefined,
-                "boot_ci_low": e.ci_low,
-                "boot_ci_high": e.ci_high,
-            }
-            if m == "auc":
-                row.update(ci_low=delong.ci_low, ci_high=delong.ci_high, se=delong.se, ci_method="DeLong")
-            rows.append(row)
-    else:
-        point = binary_metrics(y, p, threshold) if len(y) else dict.fromkeys(METRIC_NAMES, float("nan"))
-        notes.append(f"{n_pos} positive(s) and {n_neg} negative(s): no confidence intervals")
-        for m in METRIC_NAMES:
-            rows.append(
-                {
-                    "metric": m,
-                    "value": point[m],
-                    "ci_low": np.nan,
-                    "ci_high": np.nan,
-                    "se": np.nan,
-                    "ci_method": "none",
-                    "n_undefined": 0,
-                    "boot_ci_low": np.nan,
-                    "boot_ci_high": np.nan,
-                }
-            )
-    return rows, notes
-
-
-def _metrics_tables(
-    df: pd.DataFrame,
-    specs: list[CohortSpec],
-    models: list[str],
-    thresholds: dict[str, float],
-    n_boot: int,
-    seed: int,
-    ci: float,
-) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    rows, conf, notes = [], [], []
-    for spec in specs:
-        in_cohort = df[spec.select(df)]
-        for model in models:
-            all_rows = in_cohort[in_cohort["model"] == model]
-            if all_rows.empty:
-                continue
-            sub = _labelled(all_rows)
-            base = {
-                "model": model,
-                "cohort": spec.key,
-                "cohort_label": spec.label,
-                "scope": spec.scope,
-                "center": spec.center,
-                "n": len(sub),
-                "n_pos": int((sub["label"] == 1).sum()),
-                "n_neg": int((sub["label"] == 0).sum()),
-                "n_unlabelled": len(all_rows) - len(sub),
-                "threshold": thresholds[model],
-            }
-            if sub.empty:
-                notes.append(f"{model} on {spec.label}: no patient with a known outcome")
-                continue
-            mrows, mnotes = _metric_rows(sub, thresholds[model], n_boot, seed, ci)
-            rows += [{**base, **r} for r in mrows]
-            notes += [f"{model} on {spec.label}: {n}" for n in mnotes]
-            counts = confusion_counts(sub["label"].to_numpy(), sub["prob"].to_numpy(), thresholds[model])
-            conf.append({**base, **counts})
-    return pd.DataFrame(rows), pd.DataFrame(conf), notes
 
 
 # --------------------------------------------------------------------------- comparisons
 
 
 def _paired(df: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
-    la = _labelled(df[df["model"] == a])[["patient_id", "label", "prob"]]
-    lb = _labelled(df[df["model"] == b])[["patient_id", "prob"]]
+    la = labelled(df[df["model"] == a])[["patient_id", "label", "prob"]]
+    lb = labelled(df[df["model"] == b])[["patient_id", "prob"]]
     return la.merge(lb, on="patient_id", suffixes=("_a", "_b")).sort_values("patient_id")
 
 
@@ -158,6 +71,7 @@ def _comparisons(
     pairs: Sequence[tuple[str, str]],
     thresholds: dict[str, float],
     ci: float,
+    nested: NestedCalls,
 ) -> tuple[pd.DataFrame, list[str]]:
     rows, notes = [], []
     for spec in [s for s in specs if s.scope == "main"]:
@@ -174,6 +88,14 @@ def _comparisons(
             pa, pb = both["prob_a"].to_numpy(), both["prob_b"].to_numpy()
             d = delong_test(y, pa, pb, ci)
             pred_a, pred_b = pa >= thresholds[a], pb >= thresholds[b]
+            calls = "frozen"
+            if spec.cohort == DEVELOPMENT:  # internal accuracy at nested thresholds, as in the metrics
+                ids = both["patient_id"].tolist()
+                na, nb = nested.for_patients(a, ids), nested.for_patients(b, ids)
+                if na is not None and nb is not None:
+                    pred_a, pred_b, calls = na, nb, "nested"
+                else:
+                    calls = "pooled_oof"
             mc = mcnemar_test(y, pred_a, pred_b)
             block.append(
                 {
@@ -197,6 +119,7 @@ def _comparisons(
                     "mcnemar_stat": mc.statistic,
                     "mcnemar_p": mc.p_value,
                     "mcnemar_method": mc.method,
+                    "calls": calls,
                 }
             )
         if block:
@@ -255,17 +178,23 @@ def _utility(
     models: list[str],
     thresholds: dict[str, float],
     sensitivity: float,
-    n_boot: int,
-    seed: int,
     ci: float,
+    proportion_method: str,
 ) -> tuple[pd.DataFrame, list[str]]:
-    rows, notes = [], []
+    """Dissections spared and metastases missed per 100; every column is a proportion (binomial CIs)."""
+    rows: list[dict[str, Any]] = []
     internal = next((s for s in specs if s.key == "internal"), None)
-    wanted = ("sensitivity", "specificity", "positive_rate", "negative_rate", "fn_rate")
+    wanted = {
+        "sensitivity": ("sensitivity", 1.0),
+        "specificity": ("specificity", 1.0),
+        "positive_rate": ("dissections_per_100", 100.0),
+        "negative_rate": ("spared_per_100", 100.0),
+        "fn_rate": ("missed_per_100", 100.0),
+    }
     for model in models:
         rules: list[tuple[str, float]] = []
         if internal is not None:
-            dev = _labelled(df[internal.select(df) & (df["model"] == model)])
+            dev = labelled(df[internal.select(df) & (df["model"] == model)])
             yd = dev["label"].to_numpy() == 1.0
             if yd.any():
                 t = threshold_for_sensitivity(yd, dev["prob"].to_numpy(), sensitivity)
@@ -275,11 +204,11 @@ def _utility(
             for spec in specs:
                 if spec.scope == "center" and spec.cohort != "external":
                     continue
-                sub = _labelled(df[spec.select(df) & (df["model"] == model)])
+                sub = labelled(df[spec.select(df) & (df["model"] == model)])
                 y = sub["label"].to_numpy() == 1.0
                 if y.size == 0:
                     continue
-                n_pos, n_neg = int(y.sum()), int((~y).sum())
+                p = sub["prob"].to_numpy()
                 row: dict[str, Any] = {
                     "model": model,
                     "rule": rule,
@@ -287,40 +216,17 @@ def _utility(
                     "cohort": spec.key,
                     "cohort_label": spec.label,
                     "n": int(y.size),
-                    "n_pos": n_pos,
+                    "n_pos": int(y.sum()),
                 }
-                if n_pos >= 1 and n_neg >= 1:
-                    b = bootstrap_metrics(
-                        y, sub["prob"].to_numpy(), t, n_boot=n_boot, seed=seed, ci=ci, metrics=wanted
-                    )
-                    est = b.estimates
-                else:
-                    point = binary_metrics(y, sub["prob"].to_numpy(), t, metrics=wanted)
-                    est = {k: None for k in wanted}
-                    notes.append(f"clinical utility of {model} on {spec.label}: one outcome only, no CIs")
-                for k, label in (
-                    ("sensitivity", "sensitivity"),
-                    ("specificity", "specificity"),
-                    ("positive_rate", "dissections_per_100"),
-                    ("negative_rate", "spared_per_100"),
-                    ("fn_rate", "missed_per_100"),
-                ):
-                    scale = 1.0 if k in ("sensitivity", "specificity") else 100.0
+                est = proportion_metrics(confusion_counts(y, p, t), tuple(wanted), ci, proportion_method)
+                for k, (label, scale) in wanted.items():
                     e = est[k]
-                    if e is None:
-                        row[label], row[f"{label}_low"], row[f"{label}_high"] = (
-                            point[k] * scale,
-                            np.nan,
-                            np.nan,
-                        )
-                    else:
-                        row[label] = e.value * scale
-                        row[f"{label}_low"], row[f"{label}_high"] = e.ci_low * scale, e.ci_high * scale
-                row["unnecessary_spared_per_100"] = (
-                    float(((sub["prob"].to_numpy() < t) & ~y).sum()) * 100 / y.size
-                )
+                    row[label] = e.value * scale
+                    row[f"{label}_low"], row[f"{label}_high"] = e.ci_low * scale, e.ci_high * scale
+                row["unnecessary_spared_per_100"] = float(((p < t) & ~y).sum()) * 100 / y.size
+                row["ci_method"] = PROPORTION_METHODS[check_method(proportion_method)]
                 rows.append(row)
-    return pd.DataFrame(rows), notes
+    return pd.DataFrame(rows), []
 
 
 # --------------------------------------------------------------------------- entry point
@@ -335,25 +241,46 @@ def evaluate_run(
     pairs: Sequence[tuple[str, str]] | None = None,
     dca_thresholds: Sequence[float] | np.ndarray = DEFAULT_THRESHOLDS,
     write: bool = True,
+    proportion_ci: str = "wilson",
+    conformal_alpha: float | None = _conformal.ALPHA,
+    recalibrate: bool = False,
+    recalibration_folds: int = _recal.N_FOLDS,
+    recalibration_min_patients: int = _recal.MIN_PATIENTS,
+    recalibration_min_events: int = _recal.MIN_EVENTS,
 ) -> Evaluation:
     """Compute every metric, test and table of a run from ``RUN/predictions.parquet``.
 
-    ``n_boot`` stratified bootstrap resamples (default 2,000) for the CIs; ``seed`` defaults
-    to the run's ``protocol.seed``; ``sensitivity``: the sensitivity at which clinical utility
-    (dissections spared, metastases missed) is reported; ``pairs``: model pairs to compare
-    (default: every ``fusion*`` model against ``ultrasound`` and ``cytology``). With
+    ``n_boot`` stratified bootstrap resamples (default 2,000) for the CIs of AUCPR, F1, Brier
+    and calibration (within center × outcome on a pooled multi-center cohort); ``seed``
+    defaults to the run's ``protocol.seed``; ``sensitivity``: the sensitivity at which clinical
+    utility (dissections spared, metastases missed) is reported; ``pairs``: model pairs to
+    compare (default: every ``fusion*`` model against ``ultrasound`` and ``cytology``). With
     ``write`` the results go to ``RUN/metrics.json`` and ``RUN/tables/``.
+
+    ``proportion_ci``: ``"wilson"`` (default) or ``"clopper-pearson"`` intervals for accuracy,
+    sensitivity, specificity, PPV, NPV and the per-100 rates. Internal threshold metrics are
+    scored at nested thresholds (chosen on the other folds by the run's
+    ``protocol.threshold_rule``); the pooled-threshold figures are kept as
+    ``<metric>_pooled_threshold``. ``conformal_alpha``: error rate of the class-conditional
+    conformal risk sets (None: skip). ``recalibrate``: also update the frozen model at each
+    external center with that center's labels (intercept, then intercept + slope), cross-fitted
+    in ``recalibration_folds`` folds; centers below ``recalibration_min_patients`` patients or
+    ``recalibration_min_events`` in the rarer outcome are skipped. Off by default: it is model
+    updating, not validation.
     """
     run = Path(run)
     level = check_ci(ci)
+    prop_method = check_method(proportion_ci)
     if not 0 < sensitivity <= 1:
         raise EvaluationError(f"sensitivity: must be in (0, 1], e.g. 0.9; got {sensitivity!r}")
     if n_boot < 10:
         raise EvaluationError(f"n_boot: need at least 10 bootstrap resamples, got {n_boot}")
+    if conformal_alpha is not None:
+        conformal_alpha = _conformal.check_alpha(conformal_alpha)
+    if recalibrate and recalibration_folds < 2:
+        raise EvaluationError(f"recalibration_folds: need at least 2 folds, got {recalibration_folds}")
     df = load_predictions(run)
-    config = read_config(run)
-    provenance = read_provenance(run)
-    seed_value, seed_source = resolve_seed(seed, config, provenance)
+    rs = run_settings(run, seed)
     models = model_order(df["model"].unique())
     thresholds = {m: float(df.loc[df["model"] == m, "threshold"].iloc[0]) for m in models}
     specs = cohort_specs(df)
@@ -361,28 +288,66 @@ def evaluate_run(
     unknown = sorted({m for p in pair_list for m in p} - set(models))
     if unknown:
         raise EvaluationError(f"pairs: model(s) {unknown} are not in the predictions; models are {models}")
-    metrics, confusion, notes = _metrics_tables(df, specs, models, thresholds, n_boot, seed_value, level)
+    nested = nested_calls(df, models, thresholds, rs.threshold_rule, rs.target_sensitivity)
+    metrics, confusion, notes = metrics_tables(
+        df, specs, models, thresholds, nested, n_boot, rs.seed, level, prop_method
+    )
     if metrics.empty:
         raise EvaluationError(
             f"{run}: no patient with a known outcome in predictions.parquet; nothing to evaluate"
         )
-    comparisons, cnotes = _comparisons(df, specs, pair_list, thresholds, level)
-    utility, unotes = _utility(df, specs, models, thresholds, sensitivity, n_boot, seed_value, level)
+    comparisons, cnotes = _comparisons(df, specs, pair_list, thresholds, level, nested)
+    utility, unotes = _utility(df, specs, models, thresholds, sensitivity, level, prop_method)
     decision = _decision_curves(df, specs, models, np.asarray(dca_thresholds, dtype=float))
-    flow = cohort_flow(run, df, provenance)
+    conformal, confnotes = (
+        _conformal.conformal_table(df, specs, models, conformal_alpha, level, prop_method)
+        if conformal_alpha is not None
+        else (pd.DataFrame(), [])
+    )
+    recal, rnotes = (
+        _recal.recalibration_table(
+            df,
+            models,
+            thresholds,
+            recalibration_folds,
+            rs.seed,
+            recalibration_min_patients,
+            recalibration_min_events,
+            level,
+            prop_method,
+        )
+        if recalibrate
+        else (pd.DataFrame(), [])
+    )
+    flow = cohort_flow(run, df, rs.provenance)
     from radiopath import __version__
 
     ev = Evaluation(
         run=run,
         settings={
             "n_boot": n_boot,
-            "seed": seed_value,
-            "seed_source": seed_source,
+            "seed": rs.seed,
+            "seed_source": rs.seed_source,
             "ci": level,
             "sensitivity_target": sensitivity,
             "pairs": [list(p) for p in pair_list],
-            "bootstrap": "stratified by outcome, percentile intervals",
+            "bootstrap": "stratified by outcome (pooled multi-center cohorts: by center × outcome), "
+            "percentile intervals",
             "auc_ci": "DeLong (Sun & Xu 2014 fast algorithm), Wald interval clipped to [0, 1]",
+            "proportion_ci": PROPORTION_METHODS[prop_method],
+            "threshold_rule": rs.threshold_rule,
+            "threshold_rule_source": rs.rule_source,
+            "target_sensitivity": rs.target_sensitivity if rs.threshold_rule == "sensitivity" else None,
+            "internal_threshold_metrics": "nested: threshold chosen on the other folds' out-of-fold "
+            "predictions, applied to each fold; pooled-threshold figures as <metric>_pooled_threshold",
+            "conformal_alpha": conformal_alpha,
+            "recalibration": {
+                "folds": recalibration_folds,
+                "min_patients": recalibration_min_patients,
+                "min_events": recalibration_min_events,
+            }
+            if recalibrate
+            else None,
             "radiopath_version": __version__,
         },
         models=models,
@@ -397,7 +362,10 @@ def evaluate_run(
         clinical_utility=utility,
         decision_curves=decision,
         cohort_flow=flow,
-        notes=notes + cnotes + unotes,
+        nested_thresholds=nested.table,
+        conformal=conformal,
+        recalibration=recal,
+        notes=nested.notes + notes + cnotes + unotes + confnotes + rnotes,
         predictions_sha256=file_sha256(run / "predictions.parquet"),
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )

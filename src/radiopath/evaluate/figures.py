@@ -12,6 +12,7 @@ greyscale printing:
 * :func:`utility_figure` — how many dissections are spared, and at what cost in missed metastases?
 * :func:`forest_figure` — is discrimination consistent across centers? (AUC per center with CIs)
 * :func:`confusion_figure` — what happens at the frozen threshold? (confusion matrices)
+* :func:`conformal_figure` — for how many patients can the model not decide? (conformal risk sets)
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import matplotlib as mpl
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from radiopath.evaluate.calibration import calibration_bins, recalibration_curve, slope_model
 from radiopath.evaluate.curves import pr_curve, roc_band
@@ -81,11 +83,21 @@ def _main_cohorts(ev: Evaluation) -> list[dict[str, object]]:
 
 
 def _labelled(df: pd.DataFrame, cohort: dict[str, object], model: str) -> tuple[np.ndarray, np.ndarray]:
+    y, p, _ = _labelled_centers(df, cohort, model)
+    return y, p
+
+
+def _labelled_centers(
+    df: pd.DataFrame, cohort: dict[str, object], model: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Labels, probabilities and — for a pooled cohort of several centers — each patient's center."""
     sel = (df["cohort"] == cohort["cohort"]) & (df["model"] == model) & df["label"].notna()
     if cohort.get("center"):
         sel &= df["center"] == cohort["center"]
     sub = df[sel].sort_values("patient_id")
-    return sub["label"].to_numpy() == 1.0, sub["prob"].to_numpy()
+    centers = sub["center"].to_numpy()
+    strata = centers if not cohort.get("center") and np.unique(centers).size > 1 else None
+    return sub["label"].to_numpy() == 1.0, sub["prob"].to_numpy(), strata
 
 
 def _panel_title(ev: Evaluation, cohort: dict[str, object]) -> str:
@@ -117,10 +129,12 @@ def roc_figure(ev: Evaluation, df: pd.DataFrame, n_boot: int | None = None) -> F
         for ax, cohort in zip(axes, cohorts, strict=True):
             ax.plot([0, 1], [0, 1], color="0.6", linewidth=0.8, linestyle=(0, (2, 2)), label="chance")
             for model in ev.models:
-                y, p = _labelled(df, cohort, model)
+                y, p, strata = _labelled_centers(df, cohort, model)
                 if y.sum() < 2 or (~y).sum() < 2:
                     continue
-                band = roc_band(y, p, n_boot=n_boot, seed=seed, ci=float(ev.settings.get("ci", 0.95)))
+                band = roc_band(
+                    y, p, n_boot=n_boot, seed=seed, ci=float(ev.settings.get("ci", 0.95)), strata=strata
+                )
                 st = styles[model]
                 ax.fill_between(
                     band.grid, band.tpr_low, band.tpr_high, color=st["color"], alpha=0.13, linewidth=0
@@ -436,7 +450,11 @@ def blend(ax: object) -> object:
 
 
 def confusion_figure(ev: Evaluation) -> Figure:
-    """Confusion matrices at each model's frozen threshold: rows = main cohorts, columns = models."""
+    """Confusion matrices: rows = main cohorts, columns = models.
+
+    External: at each model's frozen threshold; internal: at the nested thresholds (each fold
+    called at a threshold chosen on the other folds), the calls behind the primary metrics.
+    """
     cohorts = _main_cohorts(ev)
     conf = ev.confusion
     models = ev.models
@@ -448,6 +466,8 @@ def confusion_figure(ev: Evaluation) -> Figure:
                 ax = axes[i][j]
                 ax.grid(visible=False)
                 r = conf[(conf["cohort"] == cohort["key"]) & (conf["model"] == model)]
+                if "primary" in r.columns:
+                    r = r[r["primary"].astype(bool)]
                 if r.empty:
                     ax.set_visible(False)
                     continue
@@ -472,9 +492,95 @@ def confusion_figure(ev: Evaluation) -> Figure:
                 ax.tick_params(length=0)
                 for s in ax.spines.values():
                     s.set_visible(False)
-                title = f"{model}\nthreshold {r['threshold']:.3f}" if i == 0 else ""
-                ax.set_title(title, fontsize=8)
+                calls = (
+                    "nested thresholds" if r.get("calls") == "nested" else f"threshold {r['threshold']:.3f}"
+                )
+                ax.set_title(f"{model}\n{calls}" if i == 0 else calls, fontsize=8)
                 if j == 0:
                     ax.set_ylabel(str(cohort["label"]).split(" (")[0], fontsize=8.5)
         fig.tight_layout()
     return fig
+
+
+#: Colours of the conformal set kinds: LNM− only, LNM+ only, uncertain, empty.
+_SET_COLOURS = ("#56B4E9", "#D55E00", "#BBBBBB", "#000000")
+
+
+def conformal_figure(ev: Evaluation) -> Figure:
+    """Conformal risk sets per cohort and center: coverage of each outcome (with CIs) against the
+    1 − α target, and the share of patients whose set is LNM− only, LNM+ only, uncertain or empty."""
+    c = ev.conformal
+    order = {co["key"]: i for i, co in enumerate(_cohort_order(ev))}
+    rows = c.assign(_o=c["cohort"].map(order), _m=c["model"].map({m: i for i, m in enumerate(ev.models)}))
+    rows = rows.sort_values(["_o", "_m"]).reset_index(drop=True)
+    target = float(rows["target_coverage"].iloc[0]) if len(rows) else 0.9
+    styles = model_styles(ev.models)
+    with _style():
+        fig = Figure(figsize=(WIDTH, 0.9 + 0.2 * max(1, len(rows))))
+        left, right = fig.subplots(1, 2, sharey=True, gridspec_kw={"width_ratios": [1, 1.25]})
+        ys = np.arange(len(rows), dtype=float)
+        for key, mark, dy, hollow in (("coverage_neg", "o", -0.17, True), ("coverage_pos", "^", 0.17, False)):
+            for i, r in rows.iterrows():
+                v, lo, hi = r[key], r[f"{key}_low"], r[f"{key}_high"]
+                if not np.isfinite(v):
+                    continue
+                left.errorbar(
+                    v,
+                    ys[i] + dy,
+                    xerr=[[v - lo], [hi - v]],
+                    fmt=mark,
+                    color=styles[r["model"]]["color"],
+                    markersize=3.2,
+                    elinewidth=0.8,
+                    mfc="white" if hollow else None,
+                )
+        left.axvline(target, color="0.3", linewidth=0.8, linestyle=(0, (3, 2)))
+        handles = [
+            Line2D(
+                [], [], marker="o", mfc="white", color="0.2", linestyle="none", markersize=3.5, label="LNM−"
+            ),
+            Line2D([], [], marker="^", color="0.2", linestyle="none", markersize=3.5, label="LNM+"),
+        ]
+        lows = rows[["coverage_pos_low", "coverage_neg_low"]].to_numpy(dtype=float)
+        lowest = float(np.nanmin(lows)) if np.isfinite(lows).any() else 0.6
+        left.set_xlim(max(0.0, min(0.6, lowest - 0.02)), 1.0)
+        left.set_xlabel(f"Coverage (95% CI); dashed: {target:.0%} target")
+        left.legend(handles=handles, loc="lower left", frameon=False, fontsize=7)
+        labels = [f"{short(str(r.cohort_label))} · {r.model}" for r in rows.itertuples()]
+        left.set_yticks(ys, labels)
+        left.invert_yaxis()
+        left.grid(axis="y", visible=False)
+        shares = ("share_neg_only", "share_pos_only", "share_uncertain", "share_empty")
+        names = ("LNM− only", "LNM+ only", "uncertain (both)", "empty")
+        start = np.zeros(len(rows))
+        for key, colour, name in zip(shares, _SET_COLOURS, names, strict=True):
+            width = rows[key].to_numpy(dtype=float)
+            right.barh(ys, width, left=start, color=colour, height=0.72, label=name, linewidth=0)
+            start += width
+        for i, r in rows.iterrows():
+            right.text(
+                1.01, ys[i], f"{r['share_uncertain']:.0%}", transform=blend(right), va="center", fontsize=6.5
+            )
+        right.set_xlim(0, 1)
+        right.set_xlabel("Share of patients by prediction set")
+        right.grid(axis="y", visible=False)
+        right.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=4, frameon=False, fontsize=7)
+        fig.tight_layout()
+    return fig
+
+
+def short(label: str) -> str:
+    """ "Internal (5-fold out-of-fold)" → "Internal"."""
+    return label.split(" (")[0]
+
+
+def _cohort_order(ev: Evaluation) -> list[dict[str, object]]:
+    """Internal, its centers, external, its centers."""
+    rank = {"internal": 0, "external": 2}
+    return sorted(
+        ev.cohorts,
+        key=lambda c: (
+            rank.get(str(c["key"]).split("/")[0], 4) + (1 if "/" in str(c["key"]) else 0),
+            str(c["key"]),
+        ),
+    )

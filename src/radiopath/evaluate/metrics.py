@@ -92,21 +92,45 @@ class ScoredSample:
     prob: np.ndarray  #: probabilities, decreasing
     order: np.ndarray  #: canonical position → original index
     group_starts: np.ndarray  #: first canonical position of each run of equal probabilities
-    threshold: float
-    pred: np.ndarray  #: ``prob >= threshold``, canonical order
+    threshold: float  #: NaN when the calls were given (e.g. nested thresholds), not a threshold
+    pred: np.ndarray  #: the calls: ``prob >= threshold`` or as given, canonical order
+    strata: np.ndarray | None = None  #: resampling strata (int codes, canonical order), e.g. centers
 
     @classmethod
-    def from_arrays(cls, y: Any, prob: Any, threshold: float = 0.5) -> ScoredSample:
-        """Validate and sort; ``y`` is 0/1, ``prob`` probabilities in [0, 1]."""
+    def from_arrays(
+        cls, y: Any, prob: Any, threshold: float = 0.5, calls: Any = None, strata: Any = None
+    ) -> ScoredSample:
+        """Validate and sort; ``y`` is 0/1, ``prob`` probabilities in [0, 1].
+
+        ``calls``: optional 0/1 decisions per patient that replace ``prob >= threshold`` (the
+        threshold is then NaN), e.g. calls made at thresholds chosen without the patient's fold.
+        ``strata``: optional group of each patient (any hashable labels, e.g. centers): the
+        bootstrap then resamples within each stratum × outcome cell.
+        """
         yy = as_labels(y)
         pp = as_scores(prob, yy.size)
         if yy.size == 0:
             raise EvaluationError("no patients: metrics need at least one labelled patient")
-        thr = check_threshold(threshold)
         order = np.argsort(-pp, kind="stable")
         p_sorted = pp[order]
         starts = np.flatnonzero(np.r_[True, p_sorted[1:] != p_sorted[:-1]])
-        return cls(yy[order], p_sorted, order, starts, thr, p_sorted >= thr)
+        if calls is None:
+            thr = check_threshold(threshold)
+            pred = p_sorted >= thr
+        else:
+            c = as_labels(calls, "calls")
+            if c.size != yy.size:
+                raise EvaluationError(f"calls: expected {yy.size} decisions (one per label), got {c.size}")
+            thr, pred = float("nan"), c[order]
+        codes = None
+        if strata is not None:
+            st = np.asarray(strata)
+            if st.ndim != 1 or st.size != yy.size:
+                raise EvaluationError(
+                    f"strata: expected {yy.size} labels (one per patient), got shape {st.shape}"
+                )
+            codes = np.unique(st, return_inverse=True)[1].reshape(-1)[order]
+        return cls(yy[order], p_sorted, order, starts, thr, pred, codes)
 
     @property
     def n(self) -> int:
@@ -123,7 +147,18 @@ class ScoredSample:
     def with_threshold(self, threshold: float) -> ScoredSample:
         """The same sample with another decision threshold."""
         thr = check_threshold(threshold)
-        return ScoredSample(self.y, self.prob, self.order, self.group_starts, thr, self.prob >= thr)
+        return ScoredSample(
+            self.y, self.prob, self.order, self.group_starts, thr, self.prob >= thr, self.strata
+        )
+
+    def with_calls(self, calls: Any) -> ScoredSample:
+        """The same sample with given 0/1 calls (original patient order) instead of a threshold."""
+        c = as_labels(calls, "calls")
+        if c.size != self.n:
+            raise EvaluationError(f"calls: expected {self.n} decisions (one per patient), got {c.size}")
+        return ScoredSample(
+            self.y, self.prob, self.order, self.group_starts, float("nan"), c[self.order], self.strata
+        )
 
     def ones(self) -> np.ndarray:
         """Unit weights, shape ``(1, n)``: the point estimate."""
@@ -219,17 +254,18 @@ def weighted_metrics(
 
 
 def binary_metrics(
-    y: Any, prob: Any, threshold: float = 0.5, metrics: Sequence[str] = METRIC_NAMES
+    y: Any, prob: Any, threshold: float = 0.5, metrics: Sequence[str] = METRIC_NAMES, calls: Any = None
 ) -> dict[str, float]:
     """Point estimates of ``metrics`` for labels ``y`` (0/1) and probabilities ``prob``.
 
-    ``threshold``: a patient is called positive when ``prob >= threshold``. Metrics that are
+    ``threshold``: a patient is called positive when ``prob >= threshold``; ``calls``: 0/1
+    decisions per patient to score instead (e.g. made at nested thresholds). Metrics that are
     undefined on these data (e.g. AUC when only one outcome occurs) are NaN.
 
     >>> binary_metrics([0, 0, 1, 1], [0.1, 0.6, 0.4, 0.9], threshold=0.5)["auc"]
     0.75
     """
-    s = ScoredSample.from_arrays(y, prob, threshold)
+    s = ScoredSample.from_arrays(y, prob, threshold, calls=calls)
     vals = weighted_metrics(s, s.ones(), metrics)
     return {k: float(v[0]) for k, v in vals.items()}
 

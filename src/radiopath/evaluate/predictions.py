@@ -200,6 +200,11 @@ def cohort_specs(df: pd.DataFrame) -> list[CohortSpec]:
     return specs
 
 
+def labelled(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows with a known label, in patient order (so resamples pair up across models)."""
+    return df[df["label"].notna()].sort_values("patient_id", kind="stable")
+
+
 def default_pairs(models: list[str]) -> list[tuple[str, str]]:
     """Each fusion model against each single-modality baseline present."""
     fusion = [m for m in models if m.startswith(FUSION_PREFIX)]

@@ -20,9 +20,12 @@ import pandas as pd
 
 from radiopath.evaluate._checks import EvaluationError
 from radiopath.evaluate.metrics import METRIC_LABELS
+from radiopath.evaluate.nested import NESTED_METRICS, pooled_name
 from radiopath.io.atomic import atomic_dir, write_text
 
-SCHEMA_VERSION = 1
+#: 2: Wilson/Clopper–Pearson intervals, nested internal thresholds, conformal and recalibration tables.
+SCHEMA_VERSION = 2
+#: Tables written on every evaluation (``tables/<name>.csv``).
 TABLES: tuple[str, ...] = (
     "table_main",
     "metrics",
@@ -31,6 +34,21 @@ TABLES: tuple[str, ...] = (
     "clinical_utility",
     "decision_curves",
     "cohort_flow",
+    "internal_thresholds",
+    "nested_thresholds",
+)
+#: Tables written only when their analysis ran (``conformal_alpha``, ``recalibrate``).
+OPTIONAL_TABLES: tuple[str, ...] = ("conformal", "recalibration")
+_FRAMES: tuple[str, ...] = (
+    "metrics",
+    "confusion",
+    "comparisons",
+    "clinical_utility",
+    "decision_curves",
+    "cohort_flow",
+    "nested_thresholds",
+    "conformal",
+    "recalibration",
 )
 
 
@@ -49,6 +67,9 @@ class Evaluation:
     clinical_utility: pd.DataFrame
     decision_curves: pd.DataFrame
     cohort_flow: pd.DataFrame
+    nested_thresholds: pd.DataFrame = field(default_factory=pd.DataFrame)
+    conformal: pd.DataFrame = field(default_factory=pd.DataFrame)
+    recalibration: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list[str] = field(default_factory=list)
     predictions_sha256: str = ""
     created: str = ""
@@ -62,8 +83,14 @@ class Evaluation:
         return rows.iloc[0]
 
     def main_table(self, digits: int = 3) -> pd.DataFrame:
-        """The paper's table: one row per model × main cohort, each metric as "value (low–high)"."""
+        """The paper's table: one row per model × main cohort, each metric as "value (low–high)".
+
+        Primary figures only; the column "threshold metrics at" says which calls the threshold
+        metrics score (nested thresholds internally, the frozen threshold externally).
+        """
         m = self.metrics[self.metrics["scope"] == "main"]
+        if "primary" in m.columns:
+            m = m[m["primary"].astype(bool)]
         rows = []
         for (cohort_label, model), sub in m.groupby(["cohort_label", "model"], sort=False):
             first = sub.iloc[0]
@@ -72,14 +99,49 @@ class Evaluation:
                 "model": model,
                 "n": int(first["n"]),
                 "events": int(first["n_pos"]),
+                "threshold metrics at": _calls_text(sub, self.thresholds.get(str(model))),
             }
             for r in sub.itertuples():
-                row[METRIC_LABELS[r.metric]] = format_ci(r.value, r.ci_low, r.ci_high, digits)
+                row[METRIC_LABELS.get(r.metric, r.metric)] = format_ci(r.value, r.ci_low, r.ci_high, digits)
             rows.append(row)
         return pd.DataFrame(rows)
 
+    def threshold_comparison(self, digits: int = 3) -> pd.DataFrame:
+        """Internal threshold metrics two ways: at nested thresholds (primary) and at the pooled
+        out-of-fold threshold (secondary, optimistic: chosen on the same predictions)."""
+        m = self.metrics
+        if "threshold_basis" not in m.columns:
+            return pd.DataFrame()
+        rows = []
+        dev = m[m["cohort"].astype(str).str.startswith("internal")]
+        for (cohort, model), sub in dev.groupby(["cohort", "model"], sort=False):
+            by = {r.metric: r for r in sub.itertuples()}
+            for name in NESTED_METRICS:
+                a, b = by.get(name), by.get(pooled_name(name))
+                if a is None or b is None or a.threshold_basis != "nested":
+                    continue
+                rows.append(
+                    {
+                        "cohort": cohort,
+                        "cohort_label": a.cohort_label,
+                        "model": model,
+                        "metric": name,
+                        "nested": a.value,
+                        "nested_ci_low": a.ci_low,
+                        "nested_ci_high": a.ci_high,
+                        "pooled_threshold": b.value,
+                        "pooled_ci_low": b.ci_low,
+                        "pooled_ci_high": b.ci_high,
+                        "optimism": b.value - a.value,
+                        "nested_text": format_ci(a.value, a.ci_low, a.ci_high, digits),
+                        "pooled_text": format_ci(b.value, b.ci_low, b.ci_high, digits),
+                        "ci_method": a.ci_method,
+                    }
+                )
+        return pd.DataFrame(rows)
+
     def tables(self) -> dict[str, pd.DataFrame]:
-        return {
+        out = {
             "table_main": self.main_table(),
             "metrics": self.metrics,
             "confusion": self.confusion,
@@ -87,7 +149,14 @@ class Evaluation:
             "clinical_utility": self.clinical_utility,
             "decision_curves": self.decision_curves,
             "cohort_flow": self.cohort_flow,
+            "internal_thresholds": self.threshold_comparison(),
+            "nested_thresholds": self.nested_thresholds,
         }
+        for name in OPTIONAL_TABLES:
+            table = getattr(self, name)
+            if not table.empty:
+                out[name] = table
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -99,12 +168,7 @@ class Evaluation:
             "models": self.models,
             "thresholds": self.thresholds,
             "cohorts": self.cohorts,
-            "metrics": _records(self.metrics),
-            "confusion": _records(self.confusion),
-            "comparisons": _records(self.comparisons),
-            "clinical_utility": _records(self.clinical_utility),
-            "decision_curves": _records(self.decision_curves),
-            "cohort_flow": _records(self.cohort_flow),
+            **{name: _records(getattr(self, name)) for name in _FRAMES},
             "notes": self.notes,
         }
 
@@ -132,16 +196,24 @@ class Evaluation:
             models=d["models"],
             thresholds=d["thresholds"],
             cohorts=d["cohorts"],
-            metrics=frame("metrics"),
-            confusion=frame("confusion"),
-            comparisons=frame("comparisons"),
-            clinical_utility=frame("clinical_utility"),
-            decision_curves=frame("decision_curves"),
-            cohort_flow=frame("cohort_flow"),
+            **{name: frame(name) for name in _FRAMES},
             notes=d.get("notes", []),
             predictions_sha256=d.get("predictions_sha256", ""),
             created=d.get("created", ""),
         )
+
+
+def _calls_text(sub: pd.DataFrame, threshold: float | None) -> str:
+    basis = (
+        sub["threshold_basis"].dropna() if "threshold_basis" in sub.columns else pd.Series([], dtype=object)
+    )
+    kind = str(basis.iloc[0]) if len(basis) else "frozen"
+    if kind == "nested":
+        return "nested thresholds (chosen on the other folds)"
+    t = "" if threshold is None else f" {threshold:.3f}"
+    if kind == "pooled_oof":
+        return f"frozen threshold{t}, chosen on these predictions"
+    return f"frozen threshold{t}"
 
 
 def format_ci(value: float, low: float, high: float, digits: int = 3) -> str:

@@ -25,6 +25,7 @@ import yaml
 from PIL import Image
 
 from radiopath.io.atomic import atomic_dir
+from radiopath.train.threshold import choose_threshold
 
 #: How much of each latent signal a simulated model sees, and its own noise.
 DEFAULT_MODELS: dict[str, tuple[float, float, float]] = {
@@ -50,17 +51,8 @@ class SimulatedRun:
     missing_cytology: float = 0.05  #: fraction of patients without a cytology slide
     unlabelled_external: int = 6  #: external patients whose outcome is unknown
     gallery: bool = True
-
-
-def _youden(y: np.ndarray, p: np.ndarray) -> float:
-    cand = np.unique(p)
-    best, best_j = 0.5, -1.0
-    for t in cand:
-        pred = p >= t
-        j = pred[y].mean() + (~pred[~y]).mean() - 1
-        if j > best_j:
-            best, best_j = float(t), j
-    return best
+    threshold_rule: str = "youden"  #: how the frozen thresholds are chosen (the training stage's rule)
+    target_sensitivity: float = 0.9  #: target of the "sensitivity" rule
 
 
 def simulate_predictions(spec: SimulatedRun) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -101,10 +93,10 @@ def simulate_predictions(spec: SimulatedRun) -> tuple[pd.DataFrame, pd.DataFrame
         score = wu * u + wc * c + sd * rng.standard_normal(n)
         score = (score - score.mean()) / score.std() * 1.6 + np.log(spec.prevalence / (1 - spec.prevalence))
         score = score + np.where(ext, spec.external_shift, 0.0)
-        prob = 1 / (1 + np.exp(-score))
+        prob = np.round(1 / (1 + np.exp(-score)), 6)  # as stored; the threshold is chosen on these
         keep = has_cyto if model == "cytology" else np.ones(n, dtype=bool)
         dev_lab = ~ext & keep
-        thr = _youden(lnm[dev_lab] == 1, prob[dev_lab])
+        thr = choose_threshold(lnm[dev_lab], prob[dev_lab], spec.threshold_rule, spec.target_sensitivity)
         for i in np.flatnonzero(keep):
             preds.append(
                 {
@@ -113,7 +105,7 @@ def simulate_predictions(spec: SimulatedRun) -> tuple[pd.DataFrame, pd.DataFrame
                     "cohort": cohort.at[i, "cohort"],
                     "model": model,
                     "fold": int(folds[i]),
-                    "prob": float(np.round(prob[i], 6)),
+                    "prob": float(prob[i]),
                     "label": lnm_obs[i],
                     "threshold": thr,
                     "modalities": "us+cytology" if has_cyto[i] else "us",
@@ -138,7 +130,12 @@ def simulate_run(out_dir: str | Path, spec: SimulatedRun | None = None, overwrit
     out = Path(out_dir)
     preds, cohort = simulate_predictions(spec)
     config = {
-        "protocol": {"n_folds": spec.n_folds, "seed": spec.seed, "threshold_rule": "youden"},
+        "protocol": {
+            "n_folds": spec.n_folds,
+            "seed": spec.seed,
+            "threshold_rule": spec.threshold_rule,
+            "target_sensitivity": spec.target_sensitivity,
+        },
         "model": {"backbone": "resnet101", "weights": "IMAGENET1K_V2", "fusion": "concat"},
         "train": {"mode": "features", "epochs": 30, "lr": 0.0003, "batch_size": 32},
         "cytology": {"tile_size": 224, "top_k": 16, "target_mpp": 0.5},

@@ -1,10 +1,12 @@
 """``write_report``: one self-contained ``report.html`` that answers a reviewer without other files.
 
 Sections: key results; cohort flow; the paper's table (models × internal/external × metrics
-with CIs) with ROC and precision–recall curves; model comparisons; calibration; clinical
-utility (decision curves, dissections spared); per-center results; confusion matrices; the
-Grad-CAM gallery when ``explain/gallery.json`` exists; methods generated from the run's
-configuration; the TRIPOD+AI items covered; provenance. Figures are embedded as base64 PNG
+with CIs) with ROC and precision–recall curves; internal threshold metrics at nested vs pooled
+thresholds; model comparisons; calibration; clinical utility (decision curves, dissections
+spared); conformal risk sets; per-center results; recalibration as model updating (when it
+was run); confusion matrices; the Grad-CAM gallery when ``explain/gallery.json`` exists;
+methods generated from the run's configuration, with the evaluation details (which interval,
+which threshold) in the template; the TRIPOD+AI items covered; provenance. Figures are embedded as base64 PNG
 (and also written to ``RUN/figures/`` for manuscripts), so the file opens anywhere, offline.
 The template is Jinja2 with autoescaping on: nothing from the run can inject markup.
 """
@@ -31,6 +33,7 @@ from radiopath.evaluate.predictions import load_predictions
 from radiopath.evaluate.results import Evaluation, format_ci, load_evaluation
 from radiopath.evaluate.runinfo import flatten, read_config, read_provenance
 from radiopath.io.atomic import atomic_dir, write_text
+from radiopath.report import sections as S
 from radiopath.report.methods import REFERENCES, TRIPOD_AI, TRIPOD_AUTHORS_ONLY, methods_paragraphs
 
 _TEMPLATES = Path(__file__).parent / "templates"
@@ -68,7 +71,8 @@ def _num(v: Any, digits: int = 3) -> str:
         return "–"
     if isinstance(v, (int, np.integer)):
         return str(int(v))
-    return f"{float(v):.{digits}f}"
+    text = f"{float(v):.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text  # no "-0.000"
 
 
 def _uri(png: bytes, mime: str = "image/png") -> str:
@@ -115,7 +119,8 @@ def _figures(ev: Evaluation, df: pd.DataFrame, out_dir: Path | None, n_boot: int
             "utility",
             "How many neck dissections would the model spare, and how many metastases would it miss?",
             "Per 100 patients, at the threshold that reached the target sensitivity on the development data "
-            "(applied unchanged to the external cohort); 95% bootstrap CIs.",
+            "(applied unchanged to the external cohort); 95% "
+            f"{ev.settings.get('proportion_ci', 'Wilson')} CIs.",
             lambda: F.utility_figure(ev),
         ),
         (
@@ -126,11 +131,26 @@ def _figures(ev: Evaluation, df: pd.DataFrame, out_dir: Path | None, n_boot: int
         ),
         (
             "confusion",
-            "What happens at the frozen decision threshold?",
-            "Confusion matrices at each model's frozen threshold: counts and row percentages.",
+            "What happens at the decision threshold?",
+            "Confusion matrices: counts and row percentages. External: at each model's frozen threshold; "
+            "internal: at nested thresholds (each fold called at a threshold chosen on the other folds).",
             lambda: F.confusion_figure(ev),
         ),
     ]
+    if not ev.conformal.empty:
+        alpha = float(ev.settings.get("conformal_alpha") or 0.1)
+        specs.append(
+            (
+                "conformal",
+                "For how many patients can the model not decide?",
+                f"Class-conditional conformal risk sets at α = {alpha:g}. Left: coverage of LNM− (open "
+                f"circles) and LNM+ (triangles), with binomial 95% CIs, against the {1 - alpha:.0%} target "
+                "(dashed). Right: share of patients whose set "
+                "is LNM− only, LNM+ only, both (uncertain) or empty. Internal: sets calibrated on the other "
+                "folds; external: on all development out-of-fold predictions.",
+                lambda: F.conformal_figure(ev),
+            )
+        )
     blocks = []
     for key, question, caption, make in specs:
         fig = make()
@@ -192,6 +212,8 @@ def _cell(sub: pd.DataFrame, metric: str) -> dict[str, float] | None:
 def _paper_table(ev: Evaluation) -> dict[str, Any]:
     """Metrics as rows; cohorts (internal, external) as column groups; models as columns."""
     m = ev.metrics[ev.metrics["scope"] == "main"]
+    if "primary" in m.columns:
+        m = m[m["primary"].astype(bool)]
     groups = []
     for c in [c for c in ev.cohorts if c["scope"] == "main"]:
         sub = m[m["cohort"] == c["key"]]
@@ -213,10 +235,13 @@ def _paper_table(ev: Evaluation) -> dict[str, Any]:
             groups.append({"label": c["label"], "cols": cols})
     rows = []
     for name in METRIC_NAMES:
+        methods = m.loc[(m["metric"] == name) & (m["ci_method"] != "none"), "ci_method"]
         rows.append(
             {
                 "metric": METRIC_LABELS[name],
-                "ci": "DeLong" if name == "auc" else "bootstrap",
+                "ci": " / ".join(
+                    dict.fromkeys(str(x).replace("bootstrap percentile", "bootstrap") for x in methods)
+                ),
                 "cells": [_cell(col["sub"], name) for g in groups for col in g["cols"]],
             }
         )
@@ -293,6 +318,7 @@ def _key_results(ev: Evaluation) -> list[str]:
             )
     who = ("Fusion model" if not fusion.empty else "Model") + " with the highest internal AUC"
     sentences = [f"{who}, {best}: " + "; ".join(parts) + "."]
+    sentences += S.key_sentences(ev, best)
     comp = ev.comparisons
     if not comp.empty:
         for r in comp[comp["model_a"] == best].itertuples():
@@ -421,7 +447,7 @@ def render_report(run: Path, ev: Evaluation, df: pd.DataFrame, figures: list[Fig
         "gallery": gallery,
         "gallery_notes": gallery_notes,
         "methods": methods_paragraphs(ev, config, provenance, df),
-        "references": REFERENCES,
+        "references": {**REFERENCES, **S.EXTRA_REFERENCES},
         "tripod": TRIPOD_AI,
         "tripod_authors": TRIPOD_AUTHORS_ONLY,
         "config_items": sorted(flatten(config).items()),
@@ -430,6 +456,10 @@ def render_report(run: Path, ev: Evaluation, df: pd.DataFrame, figures: list[Fig
         ),
         "notes": ev.notes,
         "thresholds": ev.thresholds,
+        "nested": S.threshold_section(ev),
+        "threshold_note": S.threshold_note(ev),
+        "conformal": S.conformal_section(ev),
+        "recal": S.recalibration_section(ev),
     }
     return env.get_template("report.html.j2").render(**context)
 
