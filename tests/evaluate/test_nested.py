@@ -138,7 +138,7 @@ def test_the_run_rule_is_read_from_config_and_checked(tmp_path: Path) -> None:
     assert any("not the frozen threshold" in n for n in ev2.notes)
     cfg["protocol"]["threshold_rule"] = "f1"
     (run / "config.yaml").write_text(yaml.safe_dump(cfg))
-    with pytest.raises(EvaluationError, match=r"config\.yaml: protocol\.threshold_rule is 'f1'"):
+    with pytest.raises(EvaluationError, match=r"invalid configuration\n  - protocol\.threshold_rule"):
         evaluate_run(run, n_boot=20, write=False)
 
 

@@ -14,9 +14,11 @@ import pandas as pd
 
 from radiopath.cohort.summary import outcome_counts
 from radiopath.evaluate.predictions import DEVELOPMENT, EXTERNAL
+from radiopath.modalities import MODALITIES
 
 _ORDER = {DEVELOPMENT: 0, EXTERNAL: 1}
-MODALITY_COLUMNS: tuple[str, ...] = ("us_1", "us_2", "cytology")
+#: Manifest columns counted per cohort and center (every registered modality's columns).
+MODALITY_COLUMNS: tuple[str, ...] = tuple(c for m in MODALITIES.values() for c in m.columns)
 
 
 def _read_table(path: Path) -> pd.DataFrame | None:
@@ -65,6 +67,32 @@ def _block(
     return row
 
 
+def patient_modalities(predictions: pd.DataFrame) -> pd.Series:
+    """Per patient, every input any model saw (``ultrasound+cytology``), in registry order.
+
+    Regression: taking the first model's row (the ultrasound-only model) showed "us" as every
+    patient's modalities.
+    """
+    seen: dict[str, set[str]] = {}
+    for pid, mods in zip(predictions["patient_id"].astype(str), predictions["modalities"], strict=True):
+        if isinstance(mods, str) and mods:
+            seen.setdefault(pid, set()).update(mods.split("+"))
+    order = list(MODALITIES)
+    return pd.Series(
+        {
+            pid: "+".join(
+                MODALITIES[k].label if k in MODALITIES else k for k in sorted(keys, key=_rank(order))
+            )
+            for pid, keys in seen.items()
+        },
+        dtype=object,
+    )
+
+
+def _rank(order: list[str]) -> Any:
+    return lambda k: (order.index(k) if k in order else len(order), k)
+
+
 def cohort_flow(run: Path, predictions: pd.DataFrame, provenance: dict[str, Any]) -> pd.DataFrame:
     """One row per (cohort, center), a total per cohort, and an overall total; ``source`` says from where."""
     table, source = find_cohort_table(Path(run), provenance)
@@ -76,8 +104,7 @@ def cohort_flow(run: Path, predictions: pd.DataFrame, provenance: dict[str, Any]
     table["patient_id"] = table["patient_id"].astype(str)
     has_mod = "modalities" in predictions.columns
     if has_mod and "modalities" not in table.columns:
-        mods = predictions.dropna(subset=["modalities"]).drop_duplicates("patient_id").set_index("patient_id")
-        table["modalities"] = table["patient_id"].map(mods["modalities"])
+        table["modalities"] = table["patient_id"].map(patient_modalities(predictions))
     has_mod = "modalities" in table.columns
     rows = []
     for cohort in sorted(table["cohort"].astype(str).unique(), key=lambda c: (_ORDER.get(c, 9), c)):

@@ -348,6 +348,10 @@ def evaluate_run(
             }
             if recalibrate
             else None,
+            "primary_model": rs.primary_model(models),
+            "primary_model_source": "config.yaml protocol.primary_model"
+            if rs.config is not None and rs.config.protocol.primary_model in models
+            else "default rule (fusion_concat, else the first fusion model, else the first model)",
             "radiopath_version": __version__,
         },
         models=models,

@@ -1,7 +1,8 @@
 """What a run folder says about itself: ``config.yaml``, ``provenance.json``, and the seed to use.
 
-These files are written by the training stage; evaluation only reads them, tolerating any
-missing key (a report says "not recorded" rather than guessing).
+``config.yaml`` is read as the same typed :class:`~radiopath.run_config.RunConfig` that
+training wrote (importable without torch); a run folder without one — predictions made
+elsewhere — gives None, and the report says "not recorded" rather than guessing.
 """
 
 from __future__ import annotations
@@ -11,29 +12,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from radiopath.errors import ConfigError
 from radiopath.evaluate._checks import EvaluationError
+from radiopath.run_config import RunConfig, read_run_config
 
 
-def read_config(run: str | Path) -> dict[str, Any]:
-    """``RUN/config.yaml`` as a nested mapping; ``{}`` when the file is absent."""
-    path = Path(run) / "config.yaml"
-    if not path.is_file():
-        return {}
+def read_config(run: str | Path) -> RunConfig | None:
+    """``RUN/config.yaml`` as a typed :class:`RunConfig`; None when the file is absent.
+
+    Raises:
+        EvaluationError: the file exists but is not a valid run configuration (names the key).
+    """
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise EvaluationError(
-            f"{path}: cannot read the run configuration ({exc}); fix or remove the file"
-        ) from None
-    if data is None:
-        return {}
-    if not isinstance(data, Mapping):
-        raise EvaluationError(
-            f"{path}: expected a mapping of options at the top level, got {type(data).__name__}"
-        )
-    return dict(data)
+        return read_run_config(run)
+    except ConfigError as exc:
+        raise EvaluationError(f"{exc}\nfix or remove {Path(run) / 'config.yaml'}") from None
 
 
 def read_provenance(run: str | Path) -> dict[str, Any]:
@@ -71,14 +64,13 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def resolve_seed(
-    seed: int | None, config: Mapping[str, Any], provenance: Mapping[str, Any]
+    seed: int | None, config: RunConfig | None, provenance: Mapping[str, Any]
 ) -> tuple[int, str]:
     """The bootstrap seed and where it came from: the argument, ``protocol.seed``, provenance, or 0."""
     if seed is not None:
         return int(seed), "given"
     for source, value in (
-        ("config.yaml protocol.seed", lookup(config, "protocol.seed")),
-        ("config.yaml seed", lookup(config, "seed")),
+        ("config.yaml protocol.seed", config.protocol.seed if config is not None else None),
         ("provenance.json seed", provenance.get("seed")),
     ):
         if isinstance(value, int) and not isinstance(value, bool):

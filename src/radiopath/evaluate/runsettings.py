@@ -1,9 +1,9 @@
 """The few facts about the run that the statistics need, read in one place.
 
 :func:`run_settings` is the only place in ``radiopath.evaluate`` that reads protocol options
-(``protocol.threshold_rule``, ``protocol.target_sensitivity``, the seed) from ``config.yaml``
-(through :func:`~radiopath.evaluate.runinfo.read_config` and ``lookup``). When the
-configuration becomes a typed model, only this function changes.
+(``protocol.threshold_rule``, ``protocol.target_sensitivity``, the seed, the primary model)
+from the run's typed ``config.yaml`` (:func:`~radiopath.evaluate.runinfo.read_config`); a run
+without one falls back to the protocol's defaults, and says so.
 """
 
 from __future__ import annotations
@@ -12,14 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from radiopath.evaluate._checks import EvaluationError
-from radiopath.evaluate.runinfo import lookup, read_config, read_provenance, resolve_seed
+from radiopath.evaluate.runinfo import read_config, read_provenance, resolve_seed
+from radiopath.run_config import ProtocolConfig, RunConfig, resolve_primary
 
-#: The training protocol's defaults (``radiopath.train.protocol.ProtocolConfig``), used when a
-#: run's ``config.yaml`` does not record the rule; repeated here so evaluation stays torch-free.
-DEFAULT_THRESHOLD_RULE = "youden"
-DEFAULT_TARGET_SENSITIVITY = 0.9
-THRESHOLD_RULES = ("youden", "sensitivity")
+#: The protocol's defaults, used when a run folder has no ``config.yaml``.
+DEFAULT_THRESHOLD_RULE = ProtocolConfig().threshold_rule
+DEFAULT_TARGET_SENSITIVITY = ProtocolConfig().target_sensitivity
 
 
 @dataclass(frozen=True)
@@ -31,8 +29,16 @@ class RunSettings:
     rule_source: str  #: where the rule came from (config key, or the protocol default)
     seed: int
     seed_source: str
-    config: dict[str, Any] = field(default_factory=dict)
+    config: RunConfig | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
+
+    def primary_model(self, models: list[str]) -> str:
+        """The study's primary model: ``protocol.primary_model``, else the protocol's default rule
+        applied to the models that have predictions."""
+        named = self.config.protocol.primary_model if self.config is not None else None
+        if named is not None and named in models:
+            return named
+        return resolve_primary(None, models)
 
 
 def run_settings(run: str | Path, seed: int | None = None) -> RunSettings:
@@ -41,25 +47,10 @@ def run_settings(run: str | Path, seed: int | None = None) -> RunSettings:
     config = read_config(run)
     provenance = read_provenance(run)
     seed_value, seed_source = resolve_seed(seed, config, provenance)
-    rule = lookup(config, "protocol.threshold_rule")
-    if rule is None:
-        rule, source = DEFAULT_THRESHOLD_RULE, f"default ({DEFAULT_THRESHOLD_RULE}; not in config.yaml)"
+    if config is None:
+        rule, source = DEFAULT_THRESHOLD_RULE, f"default ({DEFAULT_THRESHOLD_RULE}; no config.yaml)"
+        target = DEFAULT_TARGET_SENSITIVITY
     else:
-        source = "config.yaml protocol.threshold_rule"
-    rule = str(rule).strip().lower()
-    if rule not in THRESHOLD_RULES:
-        raise EvaluationError(
-            f"{run / 'config.yaml'}: protocol.threshold_rule is {rule!r}; evaluation can repeat only "
-            f"{list(THRESHOLD_RULES)} — fix the value to the rule the run used"
-        )
-    target = lookup(config, "protocol.target_sensitivity", DEFAULT_TARGET_SENSITIVITY)
-    try:
-        target = float(target)
-    except (TypeError, ValueError):
-        target = float("nan")
-    if not 0 < target <= 1:
-        raise EvaluationError(
-            f"{run / 'config.yaml'}: protocol.target_sensitivity must be a number in (0, 1], "
-            f"got {lookup(config, 'protocol.target_sensitivity')!r}"
-        )
-    return RunSettings(rule, target, source, seed_value, seed_source, config, provenance)
+        rule, source = config.protocol.threshold_rule, "config.yaml protocol.threshold_rule"
+        target = config.protocol.target_sensitivity
+    return RunSettings(rule, float(target), source, seed_value, seed_source, config, provenance)

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 from PIL import Image
 
 from radiopath.io.atomic import atomic_dir
+from radiopath.run_config import RunConfig, model_presets
 from radiopath.train.threshold import choose_threshold
 
 #: How much of each latent signal a simulated model sees, and its own noise.
@@ -129,18 +129,16 @@ def simulate_run(out_dir: str | Path, spec: SimulatedRun | None = None, overwrit
     spec = spec or SimulatedRun()
     out = Path(out_dir)
     preds, cohort = simulate_predictions(spec)
-    config = {
-        "protocol": {
-            "n_folds": spec.n_folds,
-            "seed": spec.seed,
-            "threshold_rule": spec.threshold_rule,
-            "target_sensitivity": spec.target_sensitivity,
-        },
-        "model": {"backbone": "resnet101", "weights": "IMAGENET1K_V2", "fusion": "concat"},
-        "train": {"mode": "features", "epochs": 30, "lr": 0.0003, "batch_size": 32},
-        "cytology": {"tile_size": 224, "top_k": 16, "target_mpp": 0.5},
-        "ultrasound": {"crop": "nodule box", "size": 224},
-    }
+    config = RunConfig()
+    config.protocol.n_folds = spec.n_folds
+    config.protocol.seed = spec.seed
+    config.protocol.threshold_rule = spec.threshold_rule  # type: ignore[assignment]
+    config.protocol.target_sensitivity = spec.target_sensitivity
+    models = [str(m) for m in dict.fromkeys(preds["model"])]
+    known = [m for m in models if m.removesuffix("+clin") in model_presets()]
+    if known:
+        config.model.models = known
+    config = config.resolved()
     provenance = {
         "simulated": True,
         "note": "predictions simulated by radiopath.evaluate.simulate, not produced by a trained model",
@@ -151,7 +149,7 @@ def simulate_run(out_dir: str | Path, spec: SimulatedRun | None = None, overwrit
     with atomic_dir(out, overwrite=overwrite) as tmp:
         preds.to_parquet(tmp / "predictions.parquet", index=False)
         cohort.to_parquet(tmp / "cohort.parquet", index=False)
-        (tmp / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        config.to_yaml(tmp / "config.yaml")
         (tmp / "provenance.json").write_text(json.dumps(provenance, indent=1), encoding="utf-8")
         if spec.gallery:
             rng = np.random.default_rng(spec.seed + 1)

@@ -35,6 +35,7 @@ from radiopath.evaluate.runinfo import flatten, read_config, read_provenance
 from radiopath.io.atomic import atomic_dir, write_text
 from radiopath.report import sections as S
 from radiopath.report.methods import REFERENCES, TRIPOD_AI, TRIPOD_AUTHORS_ONLY, methods_paragraphs
+from radiopath.run_config import resolve_primary
 
 _TEMPLATES = Path(__file__).parent / "templates"
 _MIME = {
@@ -298,16 +299,22 @@ def _utility_groups(ev: Evaluation) -> list[dict[str, Any]]:
     return groups
 
 
+def primary_model(ev: Evaluation) -> str:
+    """The study's primary model, named before the run (``protocol.primary_model``)."""
+    named = ev.settings.get("primary_model")
+    if isinstance(named, str) and named in ev.models:
+        return named
+    return resolve_primary(None, list(ev.models))
+
+
 def _key_results(ev: Evaluation) -> list[str]:
-    """A few sentences a reader can quote: the best fusion model and how it compares."""
+    """A few sentences a reader can quote: the primary model (chosen before the run, never the
+    one that happened to score best) and how it compares."""
     m = ev.metrics
     auc = m[(m["metric"] == "auc") & (m["scope"] == "main")]
     if auc.empty:
         return []
-    internal = auc[auc["cohort"] == "internal"]
-    pool = internal if not internal.empty else auc
-    fusion = pool[pool["model"].str.startswith("fusion")]
-    best = (fusion if not fusion.empty else pool).sort_values("value", ascending=False).iloc[0]["model"]
+    best = primary_model(ev)
     parts = []
     for key, label in (("internal", "internally (out-of-fold)"), ("external", "externally")):
         r = auc[(auc["model"] == best) & (auc["cohort"] == key)]
@@ -316,8 +323,7 @@ def _key_results(ev: Evaluation) -> list[str]:
             parts.append(
                 f"AUC {format_ci(r['value'], r['ci_low'], r['ci_high'])} {label} (n = {int(r['n'])})"
             )
-    who = ("Fusion model" if not fusion.empty else "Model") + " with the highest internal AUC"
-    sentences = [f"{who}, {best}: " + "; ".join(parts) + "."]
+    sentences = [f"Primary model (named before the run), {best}: " + "; ".join(parts) + "."]
     sentences += S.key_sentences(ev, best)
     comp = ev.comparisons
     if not comp.empty:
@@ -446,11 +452,11 @@ def render_report(run: Path, ev: Evaluation, df: pd.DataFrame, figures: list[Fig
         "utility": _utility_groups(ev),
         "gallery": gallery,
         "gallery_notes": gallery_notes,
-        "methods": methods_paragraphs(ev, config, provenance, df),
+        "methods": methods_paragraphs(ev, config, provenance, df, run),
         "references": {**REFERENCES, **S.EXTRA_REFERENCES},
         "tripod": TRIPOD_AI,
         "tripod_authors": TRIPOD_AUTHORS_ONLY,
-        "config_items": sorted(flatten(config).items()),
+        "config_items": sorted(flatten(config.model_dump(mode="json")).items()) if config is not None else [],
         "provenance_items": sorted(
             (k, json.dumps(v) if not isinstance(v, str) else v) for k, v in flatten(provenance).items()
         ),

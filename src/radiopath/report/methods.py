@@ -1,22 +1,27 @@
 """The report's methods section, written from what the run recorded, and its TRIPOD+AI map.
 
-Every sentence is built from ``config.yaml``, ``provenance.json``, the predictions and the
-evaluation settings; a value the run did not record is written as "not recorded", never
-guessed. :data:`TRIPOD_AI` maps the items of the TRIPOD+AI checklist (Collins et al., BMJ
-2024;385:e078378) to the report section that answers them, and says plainly which items the
-authors must still write themselves.
+Every sentence is built from the run's typed configuration (``config.yaml`` read as
+:class:`~radiopath.run_config.RunConfig`), its fitted preprocessing (``preprocessing.json``),
+``provenance.json``, the predictions and the evaluation settings; what the run did not record
+is written as "not recorded", never guessed. :data:`TRIPOD_AI` maps the items of the
+TRIPOD+AI checklist (Collins et al., BMJ 2024;385:e078378) to the report section that
+answers them, and says plainly which items the authors must still write themselves.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from radiopath.evaluate.results import Evaluation
-from radiopath.evaluate.runinfo import flatten, lookup
+from radiopath.evaluate.runinfo import flatten
+from radiopath.modalities import MODALITIES, ImageModality
+from radiopath.run_config import RunConfig
 
 NOT_RECORDED = "not recorded"
 
@@ -36,6 +41,9 @@ REFERENCES: dict[str, str] = {
     "holm": "Holm S. A simple sequentially rejective multiple test procedure. Scand J Stat 1979;6:65–70.",
     "wilson": "Wilson EB. Probable inference, the law of succession, and statistical inference. "
     "J Am Stat Assoc 1927;22:209–12.",
+    "chen": "Chen RJ, Lu MY, Wang J, et al. Pathomic Fusion: an integrated framework for fusing "
+    "histopathology and genomic features for cancer diagnosis and prognosis. IEEE Trans Med Imaging "
+    "2022;41:757–70.",
     "tripod": "Collins GS, Moons KGM, Dhiman P, et al. TRIPOD+AI statement: updated guidance for reporting "
     "clinical prediction models that use regression or machine learning methods. BMJ 2024;385:e078378.",
 }
@@ -51,16 +59,55 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _get(config: Mapping[str, Any], key: str) -> str:
-    return _fmt(lookup(config, key))
+def _rec(section: Any, name: str) -> Any:
+    """An option's value if the run's config.yaml recorded it, else None ("not recorded").
+
+    radiopath writes every option; a hand-made or truncated config.yaml leaves some out, and
+    the typed model's defaults must not be reported as what the run did.
+    """
+    return getattr(section, name) if name in section.model_fields_set else None
 
 
-def _section_keys(config: Mapping[str, Any], section: str) -> str:
-    """All options of one config section as ``key = value`` pairs (or "not recorded")."""
-    node = lookup(config, section)
-    if not isinstance(node, Mapping) or not node:
+def _section_keys(section: Any) -> str:
+    """The recorded options of one config section as ``key = value`` pairs."""
+    data = section.model_dump(mode="json", exclude_unset=True)
+    return "; ".join(f"{k} = {_fmt(v)}" for k, v in flatten(data).items()) or NOT_RECORDED
+
+
+_FUSION_WORDS = {
+    "none": "single modality",
+    "late": "late fusion (per-modality classifiers, logits averaged)",
+    "concat": "feature-level fusion (concatenated embeddings)",
+    "gated": "gated-attention fusion over modalities",
+    "bilinear": "gated bilinear (Kronecker) fusion [Chen 2020]",
+}
+
+
+def _model_list(config: RunConfig) -> str:
+    """Each model with its inputs and fusion, from the typed specs."""
+    parts = []
+    for spec in config.model.specs():
+        inputs = " + ".join(MODALITIES[m].label for m in spec.modalities)
+        parts.append(f"{spec.name} ({inputs}; {_FUSION_WORDS.get(spec.fusion, spec.fusion)})")
+    return "; ".join(parts)
+
+
+def _preprocessing(run: Path | None) -> str:
+    """What the run fitted on its development cohort, from ``preprocessing.json``."""
+    if run is None or not (run / "preprocessing.json").is_file():
         return NOT_RECORDED
-    return "; ".join(f"{k} = {_fmt(v)}" for k, v in flatten(node).items())
+    try:
+        states = json.loads((run / "preprocessing.json").read_text(encoding="utf-8")).get("modalities", {})
+    except (OSError, ValueError):
+        return NOT_RECORDED
+    lines = []
+    for key, state in states.items():
+        m = MODALITIES.get(key)
+        if isinstance(m, ImageModality):
+            lines.append(f"{m.label}: {m.describe_state(state)}")
+        elif m is not None:
+            lines.append(f"{m.label}: encoding (columns, category levels) fitted on the development cohort")
+    return "; ".join(lines) or "nothing fitted"
 
 
 def _centers(ev: Evaluation, cohort: str) -> tuple[list[str], int, int, int]:
@@ -73,12 +120,10 @@ def _centers(ev: Evaluation, cohort: str) -> tuple[list[str], int, int, int]:
     return list(sub["center"]), int(t["patients"]), int(t["labelled"]), int(t["lnm_pos"])
 
 
-def _threshold_rule(config: Mapping[str, Any]) -> str:
-    rule = lookup(config, "protocol.threshold_rule")
+def _threshold_rule(rule: Any, target: Any) -> str:
     if rule == "youden":
         return "maximising Youden's J (sensitivity + specificity − 1) on the pooled out-of-fold predictions"
     if rule == "sensitivity":
-        target = lookup(config, "protocol.target_sensitivity", lookup(config, "protocol.sensitivity"))
         return (
             f"the highest threshold whose out-of-fold sensitivity reached {_fmt(target)}"
             " on the development cohort"
@@ -87,13 +132,17 @@ def _threshold_rule(config: Mapping[str, Any]) -> str:
 
 
 def methods_paragraphs(
-    ev: Evaluation, config: Mapping[str, Any], provenance: Mapping[str, Any], predictions: pd.DataFrame
+    ev: Evaluation,
+    config: RunConfig | None,
+    provenance: Mapping[str, Any],
+    predictions: pd.DataFrame,
+    run: Path | None = None,
 ) -> list[tuple[str, str]]:
     """(heading, text) paragraphs describing exactly what was done, from the run's own records."""
     s = ev.settings
     dev_centers, dev_n, dev_lab, dev_pos = _centers(ev, "development")
     ext_centers, ext_n, ext_lab, ext_pos = _centers(ev, "external")
-    n_folds = lookup(config, "protocol.n_folds")
+    n_folds = _rec(config.protocol, "n_folds") if config is not None else None
     folds_seen = int(predictions.loc[predictions["cohort"] == "development", "fold"].nunique())
     out: list[tuple[str, str]] = []
     ext_txt = (
@@ -117,32 +166,46 @@ def methods_paragraphs(
             f"{NOT_RECORDED} in the run.",
         )
     )
-    out.append(
-        (
-            "Inputs and pre-processing",
-            f"Ultrasound options: {_section_keys(config, 'ultrasound')}. Cytology options: "
-            f"{_section_keys(config, 'cytology')}.",
-        )
-    )
-    extra_train = {
-        k: v
-        for k, v in flatten(lookup(config, "train", {}) or {}).items()
-        if k not in {"mode", "epochs", "lr"}
-    }
-    out.append(
-        (
-            "Model",
-            f"Backbone {_get(config, 'model.backbone')} (initial weights {_get(config, 'model.weights')}); "
-            f"fusion {_get(config, 'model.fusion')}; training mode {_get(config, 'train.mode')}, "
-            f"{_get(config, 'train.epochs')} epochs, learning rate {_get(config, 'train.lr')}"
-            + (
-                f"; other training options: {'; '.join(f'{k} = {_fmt(v)}' for k, v in extra_train.items())}"
-                if extra_train
-                else ""
+    if config is None:
+        out.append(("Inputs and pre-processing", f"Pre-processing options: {NOT_RECORDED} (no config.yaml)."))
+        out.append(("Model", f"Model options: {NOT_RECORDED}. Models evaluated: {', '.join(ev.models)}."))
+    else:
+        sections = [
+            f"{m.label.capitalize()} options: {_section_keys(getattr(config, m.section))}."
+            for m in MODALITIES.values()
+            if m.section and m.options is not None
+        ]
+        out.append(
+            (
+                "Inputs and pre-processing",
+                " ".join(sections)
+                + f" Fitted on the development cohort only and applied unchanged to every other patient: "
+                f"{_preprocessing(run)}.",
             )
-            + f". Models evaluated: {', '.join(ev.models)}.",
         )
-    )
+        t, mc = config.train, config.model
+        extra_train = {
+            k: v for k, v in t.model_dump(mode="json").items() if k not in {"mode", "epochs", "lr"}
+        }
+        primary = s.get("primary_model") or config.primary_model()
+        out.append(
+            (
+                "Model",
+                f"Backbone {_fmt(_rec(mc, 'backbone'))}"
+                + (f" (cytology: {mc.cytology_backbone})" if mc.cytology_backbone else "")
+                + f", initial weights {_fmt(_rec(mc, 'weights'))}; training mode {_fmt(_rec(t, 'mode'))}"
+                + (
+                    " (frozen backbone, cached features, heads trained)"
+                    if _rec(t, "mode") == "features"
+                    else ""
+                )
+                + f", at most {_fmt(_rec(t, 'epochs'))} epochs, learning rate {_fmt(_rec(t, 'lr'))}; other "
+                "training options: "
+                + ("; ".join(f"{k} = {_fmt(v)}" for k, v in extra_train.items()) or NOT_RECORDED)
+                + f". Models: {_model_list(config)}. The primary model, named in the configuration before "
+                f"the run (protocol.primary_model), is {primary}.",
+            )
+        )
     thr = ", ".join(f"{m} {t:.3f}" for m, t in ev.thresholds.items())
     out.append(
         (
@@ -150,12 +213,14 @@ def methods_paragraphs(
             f"Internal validation used {_fmt(n_folds) if n_folds is not None else folds_seen}-fold "
             "cross-validation "
             f"on the development cohort ({folds_seen} folds present in the predictions; seed "
-            f"{_get(config, 'protocol.seed')}): every development patient is scored once, by the model of "
+            f"{_fmt(_rec(config.protocol, 'seed') if config is not None else None)}): every development "
+            "patient is scored once, by the model of "
             "the fold "
             "that did not train on them, and internal metrics pool these out-of-fold predictions. External "
             "patients were scored by the ensemble of the fold models. Each model's decision threshold was "
             "chosen "
-            f"by {_threshold_rule(config)} and then frozen: {thr}.",
+            f"by {_threshold_rule(s.get('threshold_rule'), s.get('target_sensitivity'))} and then frozen: "
+            f"{thr}.",
         )
     )
     miss = ""
@@ -189,14 +254,19 @@ def methods_paragraphs(
             "confidence "
             "interval [DeLong 1988] computed by the fast algorithm of Sun & Xu [2014]; average precision "
             "(AUCPR). "
-            "At each model's frozen threshold: accuracy, sensitivity, specificity, PPV, NPV and F1. Overall "
-            "and "
-            "calibration: Brier score, calibration intercept (calibration-in-the-large, logit of the "
-            "prediction as "
-            "offset) and calibration slope (logistic recalibration) [Van Calster 2019]. Confidence "
-            "intervals of all "
-            f"metrics but the AUC: stratified percentile bootstrap with {s.get('n_boot')} resamples (seed "
-            f"{s.get('seed')}, from {s.get('seed_source')}) [Efron 1993]. Model comparisons: paired DeLong "
+            "Accuracy, sensitivity, specificity, PPV, NPV and F1 were computed externally at each model's "
+            "frozen threshold and internally at nested thresholds: for each development fold the threshold "
+            "was chosen by the same rule on the out-of-fold predictions of the other folds and applied to "
+            "that fold, so no patient was classified at a threshold chosen on their own prediction; figures "
+            "at the frozen threshold on the pooled out-of-fold predictions are reported as secondary. "
+            "Overall and calibration: Brier score, calibration intercept (calibration-in-the-large, logit of "
+            "the prediction as offset) and calibration slope (logistic recalibration) [Van Calster 2019]. "
+            f"Confidence intervals: {s.get('proportion_ci', 'Wilson')} intervals [Wilson 1927; Clopper "
+            "1934] for the proportions (accuracy, sensitivity, specificity, PPV, NPV), DeLong for the AUC, "
+            "and a stratified "
+            f"percentile bootstrap with {s.get('n_boot')} resamples (seed {s.get('seed')}, from "
+            f"{s.get('seed_source')}) — within center and outcome for pooled multi-center cohorts — for F1, "
+            "AUCPR, Brier score and calibration [Efron 1993]. Model comparisons: paired DeLong "
             "test of "
             "the AUC difference with its confidence interval, and McNemar's test of paired accuracy at the "
             "frozen "
@@ -209,7 +279,7 @@ def methods_paragraphs(
             "spared and "
             "metastases missed per 100 patients. Calibration plots group patients by deciles of predicted "
             "risk with "
-            "Wilson intervals [Wilson 1927]. No recalibration or other model updating was applied.",
+            "Wilson intervals [Wilson 1927]. " + _updating(s),
         )
     )
     versions = provenance.get("versions") if isinstance(provenance.get("versions"), Mapping) else {}
@@ -222,6 +292,18 @@ def methods_paragraphs(
         )
     )
     return out
+
+
+def _updating(settings: Mapping[str, Any]) -> str:
+    recal = settings.get("recalibration")
+    if not recal:
+        return "No recalibration or other model updating was applied."
+    return (
+        "As a separate analysis of model updating, the frozen models were recalibrated at each external "
+        "center with that center's outcomes (intercept only, then intercept and slope), cross-fitted in "
+        f"{recal.get('folds')} folds within the center; the external validation results are those of the "
+        "frozen models."
+    )
 
 
 @dataclass(frozen=True)
