@@ -20,6 +20,7 @@ from radiopath.errors import ConfigError, OutputExistsError
 from radiopath.run_config import RunConfig
 from radiopath.synth import SynthConfig, SynthResult, synthesize
 from radiopath.train.run import train_run
+from runconfigs import tiny
 
 
 @pytest.fixture(scope="module")
@@ -33,26 +34,6 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> SynthResult:
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("cache")
-
-
-def tiny(cache: Path, **train: object) -> RunConfig:
-    """A run that takes seconds: ResNet-18 on 32-px inputs, 4 tiles, 3 folds, two models."""
-    cfg = RunConfig()
-    cfg.model.backbone = "resnet18"
-    cfg.model.weights = "none"
-    cfg.model.models = ["ultrasound", "cytology", "fusion_concat"]
-    cfg.model.head.dropout = 0.0
-    cfg.model.head.modality_dropout = 0.0
-    cfg.ultrasound.size = 32
-    cfg.cytology.input_size = 32
-    cfg.cytology.tiling.top_k = 4
-    cfg.protocol.n_folds = 3
-    cfg.train.epochs = 8
-    cfg.train.min_epochs = 8
-    cfg.cache_dir = str(cache)
-    for k, v in train.items():
-        setattr(cfg.train, k, v)
-    return cfg
 
 
 def test_run_folder_contract_and_feature_cache(cohort: SynthResult, cache: Path, tmp_path: Path) -> None:

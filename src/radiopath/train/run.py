@@ -8,7 +8,7 @@ Three stages, each rerunnable alone, or all in one go:
   the same code, into the shared content-keyed cache — the same predictions either way.
 
 Everything that can be checked is checked before the run folder exists
-(:mod:`radiopath.train.preflight`), and inputs are prepared (tiles, features) before it is
+(:mod:`radiopath.preflight`), and inputs are prepared (tiles, features) before it is
 created, so a bad option, file or cohort never leaves a half-run behind. ``resume=True``
 continues a killed run: finished models are read back, the model in progress continues
 from its last epoch checkpoint, and the final predictions are identical to an uninterrupted
