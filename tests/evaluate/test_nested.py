@@ -13,7 +13,7 @@ import yaml
 from radiopath.evaluate import Evaluation, EvaluationError, evaluate_run
 from radiopath.evaluate.nested import NestedThreshold, nested_thresholds
 from radiopath.evaluate.simulate import SimulatedRun, simulate_run
-from radiopath.train.threshold import choose_threshold
+from radiopath.evaluate.threshold import choose_threshold
 
 
 def _loop(y: np.ndarray, p: np.ndarray, fold: np.ndarray, rule: str, target: float) -> np.ndarray:

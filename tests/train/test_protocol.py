@@ -12,7 +12,7 @@ from radiopath.compute import plan
 from radiopath.models.model import RadiopathModel
 from radiopath.run_config import HeadConfig, ModelSpec, ProtocolConfig, TrainConfig
 from radiopath.train.protocol import run_model
-from radiopath.train.threshold import choose_threshold
+from radiopath.evaluate.threshold import choose_threshold
 
 CPU = plan("cpu", "fp32")
 FAST = TrainConfig(epochs=25, min_epochs=5, patience=6, batch_size=16)

@@ -12,7 +12,7 @@ of Statistical Learning", 2009, §7.10.2, "the wrong and the right way to do cro
 
 External patients are unaffected: they are scored at the frozen threshold, which never saw them.
 
-The rule is the training stage's own (:func:`radiopath.train.threshold.choose_threshold`:
+The rule is the training stage's own (:func:`radiopath.evaluate.threshold.choose_threshold`:
 Youden's J, or the highest threshold reaching a target sensitivity), so the nested thresholds
 differ from the frozen one only by which patients they were chosen on.
 """
@@ -30,7 +30,7 @@ from radiopath.errors import ConfigError
 from radiopath.evaluate._checks import EvaluationError, as_labels, as_scores
 from radiopath.evaluate.metrics import METRIC_LABELS
 from radiopath.evaluate.predictions import DEVELOPMENT, labelled
-from radiopath.train.threshold import choose_threshold
+from radiopath.evaluate.threshold import choose_threshold
 
 #: Suffix of the secondary internal metrics computed at the frozen (pooled out-of-fold) threshold.
 POOLED_SUFFIX = "_pooled_threshold"

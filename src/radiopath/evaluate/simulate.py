@@ -25,7 +25,7 @@ from PIL import Image
 
 from radiopath.io.atomic import atomic_dir
 from radiopath.run_config import RunConfig, model_presets
-from radiopath.train.threshold import choose_threshold
+from radiopath.evaluate.threshold import choose_threshold
 
 #: How much of each latent signal a simulated model sees, and its own noise.
 DEFAULT_MODELS: dict[str, tuple[float, float, float]] = {

@@ -23,17 +23,25 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import pandas as pd
 
 from radiopath.config import StrictModel
 
-if TYPE_CHECKING:
-    from radiopath.run_config import RunConfig
-
 Say = Callable[[str], None]
+
+
+class RunConfig(Protocol):
+    """What a modality reads of the run configuration (:class:`radiopath.run_config.RunConfig`):
+    ``model`` and ``train``, and its own section by name (declared here structurally, so the
+    registry sits below the configuration that is built from it)."""
+
+    model: Any
+    train: Any
+
+    def __getattr__(self, section: str) -> Any: ...
 
 
 @dataclass(frozen=True)

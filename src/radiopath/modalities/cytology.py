@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -22,13 +22,10 @@ from pydantic import Field
 from radiopath.cohort.schema import CYTOLOGY_COLUMN
 from radiopath.config import StrictModel
 from radiopath.io.fingerprint import digest
-from radiopath.modalities.base import ImageModality, InstanceGroup, StageContext, rows_of
+from radiopath.modalities.base import ImageModality, InstanceGroup, RunConfig, StageContext, rows_of
 from radiopath.slides import TilingConfig, read_tile_folder, read_tiles, tile_slides_cached
 from radiopath.slides.cohort import config_hash
 from radiopath.slides.stain import HEDAugmenter, MacenkoNormalizer, ReinhardNormalizer, normalizer_from_state
-
-if TYPE_CHECKING:
-    from radiopath.run_config import RunConfig
 
 #: Stain target: tiles of at most this many development slides, this many tiles each.
 FIT_SLIDES, FIT_TILES = 60, 4

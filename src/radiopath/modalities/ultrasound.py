@@ -9,18 +9,15 @@ mask's content or box, its center and the transform state.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from radiopath.cohort.schema import BOX_COLUMNS, MASK_COLUMNS, US_VIEWS, parse_box
 from radiopath.io.fingerprint import digest, file_digest
-from radiopath.modalities.base import ImageModality, InstanceGroup, rows_of
+from radiopath.modalities.base import ImageModality, InstanceGroup, RunConfig, rows_of
 from radiopath.ultrasound import UltrasoundConfig, UltrasoundTransform
-
-if TYPE_CHECKING:
-    from radiopath.run_config import RunConfig
 
 
 class Ultrasound(ImageModality):

@@ -1,1 +1,1 @@
-"""Training: feature cache, one-fold loop, the cross-validation + external protocol, runs."""
+"""Training: the one-fold loop, the cross-validation + external protocol, and the run."""

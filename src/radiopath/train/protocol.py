@@ -32,7 +32,7 @@ from radiopath.models.inputs import PatientInputs
 from radiopath.models.model import ModelSpec, RadiopathModel
 from radiopath.run_config import ProtocolConfig, TrainConfig
 from radiopath.train.loop import Augment, predict, train_fold
-from radiopath.train.threshold import choose_threshold
+from radiopath.evaluate.threshold import choose_threshold
 
 #: predictions.parquet: the columns radiopath.evaluate requires, plus which inputs were present
 PREDICTION_COLUMNS = [*REQUIRED_PREDICTION_COLUMNS, "modalities", "missing_modality"]
