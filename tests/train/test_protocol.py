@@ -9,10 +9,10 @@ from sklearn.metrics import roc_auc_score
 
 from feature_inputs import feature_cohort
 from radiopath.compute import plan
+from radiopath.evaluate.threshold import choose_threshold
 from radiopath.models.model import RadiopathModel
 from radiopath.run_config import HeadConfig, ModelSpec, ProtocolConfig, TrainConfig
 from radiopath.train.protocol import run_model
-from radiopath.evaluate.threshold import choose_threshold
 
 CPU = plan("cpu", "fp32")
 FAST = TrainConfig(epochs=25, min_epochs=5, patience=6, batch_size=16)

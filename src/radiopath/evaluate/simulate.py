@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from radiopath.evaluate.threshold import choose_threshold
 from radiopath.io.atomic import atomic_dir
 from radiopath.run_config import RunConfig, model_presets
-from radiopath.evaluate.threshold import choose_threshold
 
 #: How much of each latent signal a simulated model sees, and its own noise.
 DEFAULT_MODELS: dict[str, tuple[float, float, float]] = {

@@ -27,12 +27,12 @@ from sklearn.model_selection import StratifiedShuffleSplit
 from radiopath.compute import ComputePlan, stable_seed
 from radiopath.errors import ConfigError
 from radiopath.evaluate.predictions import REQUIRED as REQUIRED_PREDICTION_COLUMNS
+from radiopath.evaluate.threshold import choose_threshold
 from radiopath.models.inference import fold_mean, modality_presence, usable_patients
 from radiopath.models.inputs import PatientInputs
 from radiopath.models.model import ModelSpec, RadiopathModel
 from radiopath.run_config import ProtocolConfig, TrainConfig
 from radiopath.train.loop import Augment, predict, train_fold
-from radiopath.evaluate.threshold import choose_threshold
 
 #: predictions.parquet: the columns radiopath.evaluate requires, plus which inputs were present
 PREDICTION_COLUMNS = [*REQUIRED_PREDICTION_COLUMNS, "modalities", "missing_modality"]
