@@ -117,12 +117,23 @@ class RadiopathModel(nn.Module):
         return feats.float().reshape(b, n, -1)
 
     def embed(
-        self, batch: dict[str, torch.Tensor], present: dict[str, torch.Tensor]
+        self,
+        batch: dict[str, torch.Tensor],
+        present: dict[str, torch.Tensor],
+        *,
+        features_given: bool = False,
     ) -> dict[str, torch.Tensor]:
-        """Per-modality patient embeddings (B, dim), fp32."""
+        """Per-modality patient embeddings (B, dim), fp32.
+
+        ``features_given``: the image modalities of ``batch`` already hold backbone features
+        (B, N, D), in finetune mode too (see :meth:`forward_head`).
+        """
         emb: dict[str, torch.Tensor] = {}
         for m in self.spec.modalities:
-            x = self._backbone_features(m, batch[m]) if m in self.backbones else self.standardize[m](batch[m])
+            if m in self.backbones:
+                x = batch[m].float() if features_given else self._backbone_features(m, batch[m])
+            else:
+                x = self.standardize[m](batch[m])
             if not is_image(m):
                 emb[m] = self.encoders[m](x)
                 continue
@@ -136,6 +147,18 @@ class RadiopathModel(nn.Module):
         if self.training and self.head_cfg.modality_dropout > 0 and len(present) > 1:
             present = _drop_modalities(present, self.head_cfg.modality_dropout)
         return self.fusion(self.embed(batch, present), present)
+
+    def forward_head(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logits (B,) from backbone features: :meth:`forward` after the backbones.
+
+        Every image modality of ``batch`` carries pooled backbone features (B, N, D) — what
+        features mode feeds anyway, and in finetune mode the output of :attr:`backbones`.
+        Explanations run the backbone themselves (to capture a layer's activations) and
+        finish here, so the gradient flows through the model's own standardisation,
+        encoders and fusion. Eval behaviour: no modality dropout.
+        """
+        present = self.present(batch)
+        return self.fusion(self.embed(batch, present, features_given=True), present)
 
 
 def images_to_input(x: torch.Tensor) -> torch.Tensor:
