@@ -474,6 +474,58 @@ def report(
 
 @app.command()
 @_friendly
+def explain(
+    run: Annotated[Path, typer.Argument(help="A finished run folder (from `radiopath train`).")],
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model", "-m", help="Model to explain (repeatable; default: primary and single-modality)."
+        ),
+    ] = None,
+    patients: Annotated[
+        str | None, typer.Option(help="Patient ids to explain, comma-separated (default: --n of them).")
+    ] = None,
+    n: Annotated[
+        int, typer.Option("--n", min=1, help="Patients drawn from TP, FN, TN, FP of the primary model.")
+    ] = 12,
+    target_layer: Annotated[
+        str | None,
+        typer.Option(help="Backbone layer for Grad-CAM (default: its last block; finer: body.layer3)."),
+    ] = None,
+    method: Annotated[str, typer.Option(help="gradcam or gradcam++.")] = "gradcam",
+    device: DeviceOpt = None,
+    precision: PrecisionOpt = None,
+    cache_dir: CacheOpt = None,
+) -> None:
+    """Grad-CAM of both modalities, slide heatmaps, nuclear enrichment vs a randomised twin,
+    deletion and modality contribution → RUN/explain/ (the report shows it)."""
+    from radiopath.explain import explain_run
+
+    ids = [p.strip() for p in patients.split(",") if p.strip()] if patients else None
+    result = explain_run(
+        run,
+        models=[m for item in model for m in item.split(",") if m] if model else None,
+        patients=ids,
+        n=n,
+        target_layer=target_layer,
+        method=method,
+        device=device,
+        precision=precision or "auto",
+        cache_dir=cache_dir,
+        say=console.print,
+    )
+    for name, block in result.summary["models"].items():
+        e, r = block.get("nuclear_enrichment"), block.get("nuclear_enrichment_randomized")
+        if e and e.get("mean") is not None:
+            console.print(
+                f"  {name}: nuclear enrichment {e['mean']:.2f} ({e['ci_low']}–{e['ci_high']}), "
+                f"randomised twin {r['mean'] if r else '–'}"
+            )
+    console.print(f"[green]wrote[/] {result.folder}; next: radiopath report {run}")
+
+
+@app.command()
+@_friendly
 def demo(
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Folder for the demo's cohort and results.")

@@ -54,6 +54,7 @@ from radiopath.explain.nuclear import (
     nuclear_focus,
     paired_difference,
     tile_nuclei,
+    upsample,
 )
 from radiopath.io.atomic import atomic_dir
 from radiopath.modalities import MODALITIES, ImageModality
@@ -484,11 +485,12 @@ def _pictures(
                 (folder / "slides" / t.model).mkdir(parents=True, exist_ok=True)
                 tiles = c.tiles.iloc[c.slots["cytology"]]
                 att = r.attention["cytology"]
+                cam = r.cams["cytology"]
                 for kind, vals in (
                     ("attention", att / max(att.max(), 1e-12)),
-                    ("cam", r.cams["cytology"] / max(r.cams["cytology"].max(), 1e-12)),
+                    ("cam", upsample(cam, cam.shape[1] * 4) / max(cam.max(), 1e-12)),
                 ):
-                    pic, _ = slide_heatmap(thumbs[i], list(vals), tiles)
+                    pic, _ = slide_heatmap(thumbs[i], list(vals), tiles, by_value=kind == "cam")
                     _, png = cv2.imencode(".png", cv2.cvtColor(pic, cv2.COLOR_RGB2BGR))
                     (folder / "slides" / t.model / f"{_slug(c.patient_id)}_{kind}.png").write_bytes(
                         png.tobytes()
@@ -506,7 +508,11 @@ def _pictures(
                         "caption": (
                             f"{FG.outcome(c.label, decision)} · {c.cohort} · p = {r.prob:.3f} (threshold "
                             f"{t.threshold:.3f})"
-                            + (f" · nuclear enrichment {f.enrichment:.2f}" if f is not None else "")
+                            + (
+                                f" · nuclear enrichment {f.enrichment:.2f}"
+                                if f and np.isfinite(f.enrichment)
+                                else ""
+                            )
                         ),
                     }
                 )

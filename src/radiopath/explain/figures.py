@@ -111,9 +111,15 @@ def case_panel(
         ax_att.imshow(pic)
         ax_att.set_title(f"slide: tile attention ({len(tiles)} tiles; glass clear)", fontsize=8.5)
         vmax = float(cyto.max()) or 1.0
-        pic, _ = slide_heatmap(thumb, list(cyto / vmax), tiles)
+        pic, _ = slide_heatmap(thumb, list(upsample(cyto, cyto.shape[1] * 4) / vmax), tiles, by_value=True)
         ax_cam.imshow(pic)
-        enr = f"; nuclear enrichment {focus.enrichment:.2f}" if focus is not None else ""
+        enr = (
+            f"; nuclear enrichment {focus.enrichment:.2f}"
+            if focus is not None and np.isfinite(focus.enrichment)
+            else "; no CAM mass"
+            if focus is not None
+            else ""
+        )
         ax_cam.set_title(f"slide: tile Grad-CAM{enr}", fontsize=8.5)
         for ax in (ax_att, ax_cam):
             ax.set_axis_off()

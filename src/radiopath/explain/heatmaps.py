@@ -99,25 +99,35 @@ def blend(
     cmap: str = "jet",
     alpha: float = 0.45,
     vmax: float | None = None,
+    by_value: bool = False,
 ) -> np.ndarray:
-    """``image`` with ``heat`` (scaled to ``[0, vmax]``) alpha-blended in colour where ``where``."""
+    """``image`` with ``heat`` (scaled to ``[0, vmax]``) alpha-blended in colour where ``where``.
+
+    ``by_value``: the opacity grows with the value (``alpha * scaled``), so a map's zero
+    leaves the image as it is — how Grad-CAM overlays stay readable where the map is empty.
+    """
     top = vmax if vmax is not None else float(heat[where].max()) if where.any() else 1.0
     scaled = np.clip(heat / (top if top > 0 else 1.0), 0, 1)
     colour = (matplotlib.colormaps[cmap](scaled)[..., :3] * 255).astype(np.float32)
     out = image.astype(np.float32).copy()
-    a = alpha * where[..., None]
-    out = out * (1 - a) + colour * a
+    a = alpha * where * (np.sqrt(scaled) if by_value else 1.0)
+    out = out * (1 - a[..., None]) + colour * a[..., None]
     return out.round().clip(0, 255).astype(np.uint8)
 
 
 def slide_heatmap(
-    thumb: Thumbnail, values: Sequence[float | np.ndarray], tiles: pd.DataFrame, *, alpha: float = 0.5
+    thumb: Thumbnail,
+    values: Sequence[float | np.ndarray],
+    tiles: pd.DataFrame,
+    *,
+    alpha: float = 0.5,
+    by_value: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The thumbnail with ``values`` stitched over the tiles on cells (glass left clear), with
     every tile outlined; returns the picture and the stitched heat."""
     heat, count = stitch(values, tiles, thumb.image.shape[:2], thumb.downsample)
     where = (count > 0) & cell_mask(thumb.image)
-    out = blend(thumb.image, heat, where, alpha=alpha)
+    out = blend(thumb.image, heat, where, alpha=alpha, vmax=1.0 if by_value else None, by_value=by_value)
     for x, y, extent in tiles[["x", "y", "extent"]].itertuples(index=False):
         x0, y0, x1, y1 = footprint(float(x), float(y), float(extent), thumb.downsample)
         cv2.rectangle(out, (x0, y0), (x1 - 1, y1 - 1), (40, 40, 40), 1)

@@ -34,6 +34,8 @@ from radiopath.evaluate.results import Evaluation, format_ci, load_evaluation
 from radiopath.evaluate.runinfo import flatten, read_config, read_provenance
 from radiopath.io.atomic import atomic_dir, write_text
 from radiopath.report import sections as S
+from radiopath.report.explanations import REFERENCES as EXPLAIN_REFERENCES
+from radiopath.report.explanations import explain_section
 from radiopath.report.methods import REFERENCES, TRIPOD_AI, TRIPOD_AUTHORS_ONLY, methods_paragraphs
 from radiopath.run_config import resolve_primary
 
@@ -401,6 +403,7 @@ def render_report(run: Path, ev: Evaluation, df: pd.DataFrame, figures: list[Fig
     config = read_config(run)
     provenance = read_provenance(run)
     gallery, gallery_notes = _gallery(run)
+    explain = explain_section(run)
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(_TEMPLATES)),
         autoescape=jinja2.select_autoescape(["html", "j2"]),
@@ -452,8 +455,9 @@ def render_report(run: Path, ev: Evaluation, df: pd.DataFrame, figures: list[Fig
         "utility": _utility_groups(ev),
         "gallery": gallery,
         "gallery_notes": gallery_notes,
+        "explain": explain,
         "methods": methods_paragraphs(ev, config, provenance, df, run),
-        "references": {**REFERENCES, **S.EXTRA_REFERENCES},
+        "references": {**REFERENCES, **S.EXTRA_REFERENCES, **(EXPLAIN_REFERENCES if explain else {})},
         "tripod": TRIPOD_AI,
         "tripod_authors": TRIPOD_AUTHORS_ONLY,
         "config_items": sorted(flatten(config.model_dump(mode="json")).items()) if config is not None else [],

@@ -1,0 +1,150 @@
+"""``radiopath explain`` on finished runs (features and finetune mode): the maps explain the
+model that made each prediction, the folder and summary hold what the report reads, errors
+are clean."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from radiopath.cli import app
+from radiopath.errors import ConfigError
+from radiopath.explain import choose_patients, default_models, explain_run
+from radiopath.report import write_report
+from radiopath.runs import load_run
+from radiopath.synth import SynthConfig, SynthResult, synthesize
+from radiopath.train.run import train_run
+from runconfigs import tiny
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory: pytest.TempPathFactory) -> SynthResult:
+    return synthesize(
+        tmp_path_factory.mktemp("explain_cohort") / "c",
+        SynthConfig(patients=36, seed=11, slide_um=400, workers=2),
+    )
+
+
+@pytest.fixture(scope="module")
+def run(cohort: SynthResult, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cfg = tiny(tmp_path_factory.mktemp("explain_cache"))
+    cfg.cytology.input_size = 64  # layer2 of ResNet-18 then gives an 8x8 map per tile
+    out = tmp_path_factory.mktemp("explain_run") / "run"
+    train_run(cohort.manifest, out, cfg)
+    return out
+
+
+@pytest.fixture(scope="module")
+def explained(run: Path) -> dict:
+    return explain_run(run, n=4, target_layer="body.layer2", n_boot=200).summary
+
+
+def test_the_maps_explain_the_predictions_of_the_run(run: Path, explained: dict) -> None:
+    folder = run / "explain"
+    patients = pd.read_csv(folder / "patients.csv", dtype={"patient_id": str})
+    pred = load_run(run).predictions
+    both = patients.merge(pred, on=["patient_id", "model"], suffixes=("", "_run"))
+    assert len(both) == len(patients) == 4 * 3  # three models, each patient once
+    # development patients by their out-of-fold model, external ones by the fold ensemble
+    np.testing.assert_allclose(both["prob"], both["prob_run"], rtol=0, atol=1e-6)
+    assert (both["fold"] == both["fold_run"]).all() and set(both["cohort"]) <= {"development", "external"}
+    assert set(both["explained_class"]) <= {"LNM", "no LNM"}
+    assert ((both["decision"] == 1) == (both["explained_class"] == "LNM")).all()
+    # a TP, FN, TN and FP of the primary model each, where the run has them
+    primary = both[both["model"] == "fusion_concat"]
+    cells = set(zip(primary["label"].astype(int), primary["decision"], strict=True))
+    assert len(cells) >= 3
+
+
+def test_summary_holds_every_check_per_model(run: Path, explained: dict) -> None:
+    summary = json.loads((run / "explain" / "summary.json").read_text())
+    assert summary == json.loads(json.dumps(explained))
+    assert summary["target_layers"] == {"us": "body.layer2", "cytology": "body.layer2"}
+    assert summary["cam_grid"] == {"us": [4, 4], "cytology": [8, 8]}
+    models = summary["models"]
+    assert list(models) == ["fusion_concat", "ultrasound", "cytology"] == default_models(load_run(run))
+    assert models["ultrasound"]["nuclear_enrichment"] is None
+    assert models["ultrasound"]["nuclear_enrichment_randomized"] is None
+    for name in ("fusion_concat", "cytology"):
+        block = models[name]
+        for key in ("nuclear_enrichment", "nuclear_enrichment_randomized"):
+            e = block[key]
+            assert set(e) == {"mean", "ci_low", "ci_high", "n"} and 0 < e["mean"] < 10 and e["n"] >= 1
+        tiles = block["deletion"]["tiles"]
+        assert tiles["n_patients"] == 4 and tiles["steps"] == 4
+        for order in ("cam", "attention", "random"):
+            curve = tiles[f"curve_{order}"]
+            assert len(curve) == 4 and all(0 <= v <= 1 for v in curve)
+        assert tiles["curve_cam"][0] == tiles["curve_random"][0]  # same bag before removing
+    us = models["ultrasound"]["deletion"]["ultrasound"]
+    assert us["fractions"] == [0.1, 0.25, 0.5] and us["steps"] == 4
+    contrib = models["fusion_concat"]["modality_contribution"]
+    assert set(contrib) >= {"all", "development", "external"}
+    assert contrib["all"]["us"]["abs_delta"]["n"] == 36  # every patient, from the cached features
+    share = contrib["all"]["us"]["share"]["mean"] + contrib["all"]["cytology"]["share"]["mean"]
+    assert share == pytest.approx(1.0, abs=1e-3)
+    assert models["cytology"]["modality_contribution"] is None
+
+
+def test_tiles_pictures_and_gallery(run: Path, explained: dict) -> None:
+    folder = run / "explain"
+    tiles = pd.read_csv(folder / "tiles.csv", dtype={"patient_id": str})
+    assert set(tiles["model"]) == {"fusion_concat", "cytology"}
+    per = tiles.groupby(["model", "patient_id"])["attention"].sum()
+    np.testing.assert_allclose(per, 1.0, atol=1e-5)  # attention over a patient's tiles
+    assert (tiles["cam_mass"] >= 0).all() and tiles["nuclei"].gt(0).mean() > 0.5
+    gallery = json.loads((folder / "gallery.json").read_text())
+    assert len(gallery) == 4 and {g["model"] for g in gallery} == {"fusion_concat"}
+    for g in gallery:
+        with Image.open(run / g["image"]) as im:
+            assert im.size[0] > 900 and im.format == "JPEG"
+    assert len(list((folder / "slides" / "cytology").glob("*_cam.png"))) == 4
+    assert (folder / "enrichment.png").is_file() and (folder / "deletion.png").is_file()
+    html = write_report(run, n_boot=100).read_text()
+    assert "11. Explanations: Grad-CAM" in html and "randomised twin" in html and "Adebayo" in html
+    assert html.count('alt="Grad-CAM fusion_concat') == 4 and "Gallery" in html
+
+
+def test_patient_choice_is_seeded_and_covers_the_outcomes(run: Path, cohort: SynthResult) -> None:
+    from radiopath.cohort import Cohort
+
+    table = Cohort.from_manifest(cohort.manifest).table
+    r = load_run(run)
+    a, b = choose_patients(r, table, 8, seed=0), choose_patients(r, table, 8, seed=0)
+    assert a == b and len(set(a)) == 8 and choose_patients(r, table, 8, seed=1) != a
+
+
+def test_bad_options_are_clean_errors(run: Path, explained: dict) -> None:
+    with pytest.raises(ConfigError, match="no such model"):
+        explain_run(run, models=["fusion_gated"])
+    with pytest.raises(ConfigError, match="not in the run's cohort"):
+        explain_run(run, patients=["nobody"])
+    result = CliRunner().invoke(app, ["explain", str(run), "--target-layer", "body.layer9", "--n", "1"])
+    assert result.exit_code == 2 and "body.layer3" in result.output and "Traceback" not in result.output
+    assert (run / "explain" / "summary.json").is_file()  # the earlier folder is left as it was
+
+
+def test_finetune_runs_are_explained_fold_by_fold(cohort: SynthResult, tmp_path: Path) -> None:
+    cfg = tiny(tmp_path / "cache")
+    cfg.train.mode = "finetune"
+    cfg.train.epochs = cfg.train.min_epochs = 1
+    cfg.protocol.n_folds = 2
+    cfg.model.models = ["fusion_concat"]
+    train_run(cohort.manifest, tmp_path / "run", cfg)
+    summary = explain_run(tmp_path / "run", n=2, pictures=False, n_boot=100).summary
+    assert summary["mode"] == "finetune" and summary["cam_grid"]["cytology"] == [1, 1]
+    patients = pd.read_csv(tmp_path / "run" / "explain" / "patients.csv", dtype={"patient_id": str})
+    pred = load_run(tmp_path / "run").predictions
+    both = patients.merge(pred, on=["patient_id", "model"], suffixes=("", "_run"))
+    # the fold backbones see each patient's images in other batches than in training
+    np.testing.assert_allclose(both["prob"], both["prob_run"], rtol=0, atol=1e-4)
+    block = summary["models"]["fusion_concat"]
+    assert block["nuclear_enrichment_randomized"]["n"] >= 1 and block["deletion"]["tiles"]["n_patients"] == 2
