@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from radiopath.explain.heatmaps import blend, cell_mask, slide_heatmap, slide_thumbnail, stitch
+from radiopath.explain.heatmaps import blend, cam_overlay, cell_mask, slide_heatmap, slide_thumbnail, stitch
 from radiopath.io.tiff import write_pyramid_tiff
 from radiopath.slides import TilingConfig, tile_slide
 from radiopath.synth.cytology import render_slide_with_nuclei
@@ -34,6 +34,13 @@ def test_glass_is_left_untouched() -> None:
     assert where[30, 30] and not where[5, 5]
     out = blend(image, np.ones((60, 60)), where)
     assert (out[:10, :10] == image[:10, :10]).all() and (out[30, 30] != image[30, 30]).any()
+    # a Grad-CAM overlay leaves the image as it is where the map is zero, colours it where high
+    cam = np.zeros((4, 4))
+    cam[1, 1] = 2.0
+    over = cam_overlay(image, cam)
+    assert (over[55:, 55:] == image[55:, 55:]).all() and np.abs(
+        over[22, 22] - image[22, 22].astype(int)
+    ).max() > 40
 
 
 def test_the_heatmap_lies_on_the_slides_known_nuclei(tmp_path: Path) -> None:

@@ -350,7 +350,7 @@ class Explainer:
         """Blur away the top CAM share of every view (fractions of pixels) against regions of a
         random map with the CAM's grain; record the predicted-class probability."""
         m = "us"
-        if m not in t.modalities or m not in flats:
+        if m not in t.modalities or m not in flats or not self.us_fractions:
             return
         f = flats[m]
         have = [i for i, r in enumerate(results) if m in r.cams]

@@ -197,6 +197,7 @@ def explain_run(
     n_boot: int = 2000,
     seed: int | None = None,
     pictures: bool = True,
+    us_fractions: Sequence[float] = US_FRACTIONS,
     say: Say | None = None,
 ) -> ExplainResult:
     """Explain ``models`` of the run on ``patients`` and write ``RUN/explain/`` (module docstring).
@@ -208,6 +209,8 @@ def explain_run(
             ``Backbone.target_layer``; e.g. ``body.layer3`` for a finer map on small inputs).
         method: ``gradcam`` or ``gradcam++``.
         pictures: False writes the numbers only (faster; for measurements).
+        us_fractions: shares of each ultrasound view blurred away in the deletion check
+            (``()`` skips it: it costs three backbone passes per view and order).
 
     Raises:
         ConfigError: unknown model, patient, layer or method; the run's manifest is gone.
@@ -249,6 +252,7 @@ def explain_run(
         method=method,
         batch_size=run.config.train.extract_batch_size,
         seed=seed,
+        us_fractions=us_fractions,
     )
     t0 = time.perf_counter()
     results: dict[str, list[CaseResult]] = {t.key: [] for t in targets}
@@ -274,7 +278,9 @@ def explain_run(
         for name in models:
             contribution[name] = cohort_contribution(run, name, inputs, compute)
     tables = _tables(targets, cases, results, focus, nuclei)
-    summary = _summary(run, targets, results, focus, contribution, tables[0], layers, method, n_boot, seed)
+    summary = _summary(
+        run, targets, results, focus, contribution, tables[0], layers, method, n_boot, seed, us_fractions
+    )
     summary["seconds"] = {"total": None, "explain": round(cam_seconds, 1)}
     summary["seconds_per_patient"] = round(cam_seconds / max(len(cases), 1), 2)
     out = run.folder / "explain"
@@ -368,6 +374,7 @@ def _summary(
     method: str,
     n_boot: int,
     seed: int,
+    us_fractions: Sequence[float],
 ) -> dict[str, Any]:
     per_model: dict[str, Any] = {}
     for t in [t for t in targets if t.sign_of is None]:
@@ -397,7 +404,7 @@ def _summary(
         tiles = deletion_summary(rs, "tile_deletion", n_boot=n_boot, seed=seed)
         us = deletion_summary(rs, "us_deletion", n_boot=n_boot, seed=seed)
         if us is not None:
-            us["fractions"] = list(US_FRACTIONS)
+            us["fractions"] = list(us_fractions)
         block["deletion"] = {"tiles": tiles, "ultrasound": us}
         images = [m for m in t.modalities if m in layers]
         rows = contribution.get(t.model) or [

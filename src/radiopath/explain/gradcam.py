@@ -33,7 +33,7 @@ from torch import nn
 
 from radiopath.errors import ConfigError
 
-#: Method name → the ``grad-cam`` package's class (imported lazily: the package is slow to import).
+#: CAM methods (the ``grad-cam`` package's classes, imported lazily: the package is slow to import).
 METHODS: tuple[str, ...] = ("gradcam", "gradcam++")
 
 

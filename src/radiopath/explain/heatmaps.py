@@ -110,7 +110,7 @@ def blend(
     scaled = np.clip(heat / (top if top > 0 else 1.0), 0, 1)
     colour = (matplotlib.colormaps[cmap](scaled)[..., :3] * 255).astype(np.float32)
     out = image.astype(np.float32).copy()
-    a = alpha * where * (np.sqrt(scaled) if by_value else 1.0)
+    a = alpha * where * (scaled if by_value else 1.0)
     out = out * (1 - a[..., None]) + colour * a[..., None]
     return out.round().clip(0, 255).astype(np.uint8)
 
@@ -135,8 +135,9 @@ def slide_heatmap(
 
 
 def cam_overlay(
-    image: np.ndarray, cam: np.ndarray, *, vmax: float | None = None, alpha: float = 0.45
+    image: np.ndarray, cam: np.ndarray, *, vmax: float | None = None, alpha: float = 0.65
 ) -> np.ndarray:
-    """An image ``(H, W, 3)`` with a CAM ``(h, w)`` upsampled over it (all of it blended)."""
+    """An image ``(H, W, 3)`` with a CAM ``(h, w)`` upsampled over it, opaque as the map is high
+    (where the map is zero the image shows as it is)."""
     up = cv2.resize(np.asarray(cam, np.float32), image.shape[1::-1], interpolation=cv2.INTER_LINEAR)
-    return blend(image, up, np.ones(up.shape, bool), alpha=alpha, vmax=vmax)
+    return blend(image, up, np.ones(up.shape, bool), alpha=alpha, vmax=vmax, by_value=True)
