@@ -121,7 +121,9 @@ def run_demo(
     from radiopath.explain import explain_run
     from radiopath.report.finish import evaluate_and_report
 
-    explained = explain_run(result.run_dir, n=EXPLAIN_PATIENTS, target_layer=EXPLAIN_LAYER, say=console.print)
+    explained = explain_run(
+        result.run_dir, n=EXPLAIN_PATIENTS, target_layer=EXPLAIN_LAYER, panels="primary", say=console.print
+    )
     made["explain"] = explained.folder
     made.update(evaluate_and_report(result.run_dir, console))
     console.print(paper_table(result.predictions, oracle))

@@ -197,6 +197,7 @@ def explain_run(
     n_boot: int = 2000,
     seed: int | None = None,
     pictures: bool = True,
+    panels: str = "all",
     us_fractions: Sequence[float] = US_FRACTIONS,
     say: Say | None = None,
 ) -> ExplainResult:
@@ -209,6 +210,8 @@ def explain_run(
             ``Backbone.target_layer``; e.g. ``body.layer3`` for a finer map on small inputs).
         method: ``gradcam`` or ``gradcam++``.
         pictures: False writes the numbers only (faster; for measurements).
+        panels: ``all`` draws a panel per patient for every explained model, ``primary`` only
+            for the primary model (the gallery's; slide heatmaps are written for all).
         us_fractions: shares of each ultrasound view blurred away in the deletion check
             (``()`` skips it: it costs three backbone passes per view and order).
 
@@ -291,7 +294,9 @@ def explain_run(
             pd.concat(
                 [pd.DataFrame(rows).assign(model=name) for name, rows in contribution.items() if rows]
             ).to_csv(tmp / "contribution.csv", index=False)
-        gallery = _pictures(tmp, run, targets, cases, results, focus, nuclei, layers) if pictures else []
+        gallery = (
+            _pictures(tmp, run, targets, cases, results, focus, nuclei, layers, panels) if pictures else []
+        )
         for name, make in (("enrichment", FG.enrichment_figure), ("deletion", FG.deletion_figure)):
             fig = make(summary["models"])
             if fig is not None and pictures:
@@ -466,6 +471,7 @@ def _pictures(
     focus: dict[tuple[str, int], Focus],
     nuclei: dict[int, TileNuclei],
     layers: dict[str, str],
+    panels: str,
 ) -> list[dict[str, str]]:
     thumbs: dict[int, Thumbnail] = {}
     for i in FG.thumbnails_needed(cases):
@@ -474,20 +480,22 @@ def _pictures(
         thumbs[i] = slide_thumbnail(c.slide, float(c.tiles["slide_mpp"].iloc[0]), side=768)
     gallery = []
     for t in [t for t in targets if t.sign_of is None]:
-        (folder / "panels" / t.model).mkdir(parents=True, exist_ok=True)
+        if panels == "all" or t.model == run.primary_model:
+            (folder / "panels" / t.model).mkdir(parents=True, exist_ok=True)
         for i, (c, r) in enumerate(zip(cases, results[t.key], strict=True)):
-            fig = FG.case_panel(
-                c,
-                t.model,
-                r,
-                t.threshold,
-                thumb=thumbs.get(i),
-                nuclei=nuclei.get(i),
-                focus=focus.get((t.key, i)),
-                layers=layers,
-            )
             rel = Path("panels") / t.model / f"{_slug(c.patient_id)}.jpg"
-            (folder / rel).write_bytes(FG.to_jpeg(fig))
+            if panels == "all" or t.model == run.primary_model:
+                fig = FG.case_panel(
+                    c,
+                    t.model,
+                    r,
+                    t.threshold,
+                    thumb=thumbs.get(i),
+                    nuclei=nuclei.get(i),
+                    focus=focus.get((t.key, i)),
+                    layers=layers,
+                )
+                (folder / rel).write_bytes(FG.to_jpeg(fig))
             if i in thumbs and "cytology" in r.cams and c.tiles is not None:
                 (folder / "slides" / t.model).mkdir(parents=True, exist_ok=True)
                 tiles = c.tiles.iloc[c.slots["cytology"]]
