@@ -403,6 +403,16 @@ def _summary(
             ).to_dict()
             block["cam_mass_on_nuclei"] = mean_ci(mass, n_boot=n_boot, seed=seed).to_dict()
             block["nuclear_area_fraction"] = mean_ci(area, n_boot=n_boot, seed=seed).to_dict()
+            block["patients_without_cam_mass"] = int(np.isnan(trained).sum())
+            signs = np.array([r.sign for r in rs])
+            block["nuclear_enrichment_by_class"] = {
+                cls: {
+                    "n_explained": int((signs == s).sum()),
+                    "trained": mean_ci(trained[signs == s], n_boot=n_boot, seed=seed).to_dict(),
+                    "randomized": mean_ci(twin[signs == s], n_boot=n_boot, seed=seed).to_dict(),
+                }
+                for cls, s in (("LNM", 1), ("no LNM", -1))
+            }
         else:
             block["nuclear_enrichment"] = None
             block["nuclear_enrichment_randomized"] = None

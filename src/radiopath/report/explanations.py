@@ -75,6 +75,16 @@ def explain_section(run: Path) -> dict[str, Any] | None:
                     "trained": _ci(b["nuclear_enrichment"]),
                     "randomized": _ci(b.get("nuclear_enrichment_randomized")),
                     "difference": _ci(b.get("nuclear_enrichment_difference")),
+                    "empty": b.get("patients_without_cam_mass"),
+                    "by_class": [
+                        {
+                            "cls": cls,
+                            "n": c.get("n_explained"),
+                            "trained": _ci(c.get("trained")),
+                            "randomized": _ci(c.get("randomized")),
+                        }
+                        for cls, c in (b.get("nuclear_enrichment_by_class") or {}).items()
+                    ],
                 }
             )
         for kind, what in (("tiles", "tiles removed from the bag"), ("ultrasound", "view pixels blurred")):
