@@ -121,8 +121,9 @@ def run_demo(
     from radiopath.explain import explain_run
     from radiopath.report.finish import evaluate_and_report
 
+    layer = EXPLAIN_LAYER if cfg.model.backbone.startswith("resnet") else None  # timm: its last block
     explained = explain_run(
-        result.run_dir, n=EXPLAIN_PATIENTS, target_layer=EXPLAIN_LAYER, panels="primary", say=console.print
+        result.run_dir, n=EXPLAIN_PATIENTS, target_layer=layer, panels="primary", say=console.print
     )
     made["explain"] = explained.folder
     made.update(evaluate_and_report(result.run_dir, console))
