@@ -327,7 +327,9 @@ class Explainer:
         reps = [self._repeat(b, idx) for b in batches]
         for b in reps:
             for row, drop in enumerate(drops):
-                b[f"{m}_mask"][row, torch.as_tensor(drop, dtype=torch.long)] = False
+                b[f"{m}_mask"][row, torch.as_tensor(drop, dtype=torch.long, device=self.compute.device)] = (
+                    False
+                )
         p = self._prob(t, reps, w[idx])
         score = np.where(sign[idx] > 0, p, 1 - p)
         for i, name, start in spans:
