@@ -17,6 +17,7 @@ run's (every epoch is seeded on its own).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import shutil
@@ -41,6 +42,8 @@ from radiopath.features.extract import extract_features, load_images
 from radiopath.features.preprocessing import Preprocessing
 from radiopath.features.store import FeatureSet, cohort_key, options_diff, source_table
 from radiopath.io.atomic import atomic_path, write_text
+from radiopath.io.fingerprint import digest
+from radiopath.io.lock import folder_lock
 from radiopath.modalities import MODALITIES, ImageModality, StageContext
 from radiopath.models import checkpoint as ckpt_io
 from radiopath.models.factory import build_model
@@ -121,15 +124,64 @@ def train_run(
     say(f"compute: {compute.describe()}; {dist.world_size()} process(es)")
     root = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
     ctx = StageContext(root, Path(tiles) if tiles else None, mpp_table, workers=_workers(), say=say)
+    fingerprint = data_fingerprint(cohort.table)
+    if resume:
+        check_same_data(run_dir, fingerprint)
     prepared = _prepare(cohort, cfg, compute, ctx, feature_set, feature_progress)
     # --- nothing was written before this line -------------------------------------------------
+    job = _Job(manifest, run_dir, cfg, config, cohort, compute, prepared, fingerprint, say, start)
+    with _locked(run_dir) if dist.is_main() else contextlib.nullcontext():
+        return _train_locked(job, resume, overwrite, features, tiles, mpp_table)
+
+
+@dataclass
+class _Job:
+    """Everything decided before the run folder is touched."""
+
+    manifest: str | Path
+    run_dir: Path
+    cfg: RunConfig
+    config: RunConfig | None  # as the caller gave it (for the check under the lock)
+    cohort: Cohort
+    compute: ComputePlan
+    prepared: _Prepared
+    fingerprint: pd.DataFrame
+    say: Say
+    start: float
+
+
+def _locked(run_dir: Path) -> contextlib.AbstractContextManager[Path]:
+    """The run folder's lock (``RUN/.lock``), held by rank 0 while the run writes."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return folder_lock(run_dir, layout.LOCK, what="run")
+
+
+def _train_locked(
+    job: _Job,
+    resume: bool,
+    overwrite: bool,
+    features: str | Path | None,
+    tiles: str | Path | None,
+    mpp_table: str | Path | None,
+) -> RunResult:
+    manifest, run_dir, cfg, cohort, compute, prepared, say = (
+        job.manifest,
+        job.run_dir,
+        job.cfg,
+        job.cohort,
+        job.compute,
+        job.prepared,
+        job.say,
+    )
     with dist.main_first():
         if dist.is_main():
-            if overwrite and run_dir.exists() and not resume:
-                shutil.rmtree(run_dir)
-            run_dir.mkdir(parents=True, exist_ok=True)
+            # the folder may have changed while inputs were prepared: check again, now under the lock
+            _resolve_config(run_dir, job.config, resume, overwrite)
+            if overwrite and not resume:
+                _empty(run_dir)
             cfg.to_yaml(run_dir / layout.CONFIG)
             _write_table(run_dir / layout.COHORT, _cohort_record(cohort))
+            _write_table(run_dir / layout.FINGERPRINT, job.fingerprint)
     folds = cohort.folds(cfg.protocol.n_folds, cfg.protocol.seed).to_numpy()
     if dist.is_main():
         _write_table(
@@ -166,7 +218,7 @@ def train_run(
     thresholds = {
         m: float(t) for m, t in predictions.groupby("model", sort=False)["threshold"].first().items()
     }
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - job.start
     if dist.is_main():
         _write_table(run_dir / layout.PREDICTIONS, predictions)
         write_text(run_dir / layout.THRESHOLDS, json.dumps(thresholds, indent=2))
@@ -239,7 +291,13 @@ def _finetune_augment(cfg: RunConfig) -> Augment:
     return augment
 
 
-def _resolve_config(run_dir: Path, config: RunConfig | None, resume: bool, overwrite: bool) -> RunConfig:
+def _resolve_config(
+    run_dir: Path,
+    config: RunConfig | None,
+    resume: bool,
+    overwrite: bool,
+    ignore: tuple[str, ...] = (layout.LOCK,),
+) -> RunConfig:
     """The options of the run, checked against a saved run folder; writes nothing."""
     saved = run_dir / layout.CONFIG
     if run_dir.exists() and not run_dir.is_dir():
@@ -258,7 +316,7 @@ def _resolve_config(run_dir: Path, config: RunConfig | None, resume: bool, overw
                     "resume with the saved options (omit --config and option flags) or start a new run folder"
                 )
         return previous
-    if run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
+    if run_dir.exists() and any(p.name not in ignore for p in run_dir.iterdir()) and not overwrite:
         if saved.exists():
             raise OutputExistsError(
                 f"{run_dir} already holds a run; pass --resume to continue it, --overwrite to replace it, "
@@ -266,6 +324,75 @@ def _resolve_config(run_dir: Path, config: RunConfig | None, resume: bool, overw
             )
         raise OutputExistsError(f"{run_dir} exists and is not empty; choose another --out (or --overwrite)")
     return config or RunConfig()
+
+
+def _empty(run_dir: Path) -> None:
+    """Remove a replaced run's files (not the lock we hold)."""
+    for p in run_dir.iterdir():
+        if p.name == layout.LOCK:
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+
+
+def data_fingerprint(table: pd.DataFrame) -> pd.DataFrame:
+    """Per patient: center, cohort, label, the content key of every modality's input files and a
+    digest of the clinical covariates — what ``--resume`` checks has not changed."""
+    fp = source_table(table, _present_images(table))
+    fp["lnm"] = table["lnm"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    clin = [c for c in table.columns if c.startswith("clin_")]
+    if clin:
+        fp["clinical"] = [digest(list(map(str, r))) for r in table[clin].itertuples(index=False)]
+    return fp
+
+
+def check_same_data(run_dir: Path, current: pd.DataFrame) -> None:
+    """Refuse to resume a run whose data changed since it started, saying what changed."""
+    path = run_dir / layout.FINGERPRINT
+    if not path.is_file():
+        return  # a run from before fingerprints: nothing to compare
+    stored = pd.read_parquet(path)
+    changes = describe_data_changes(stored, current)
+    if changes:
+        lines = "\n".join(f"  - {c}" for c in changes[:15])
+        more = f"\n  … and {len(changes) - 15} more" if len(changes) > 15 else ""
+        raise ConfigError(
+            f"--resume refused: the data changed since the run in {run_dir} started:\n{lines}{more}\n"
+            "a resumed run must see the data it started with; restore the data, or start a new run "
+            "folder (or --overwrite this one)"
+        )
+
+
+def describe_data_changes(stored: pd.DataFrame, current: pd.DataFrame) -> list[str]:
+    """Human sentences for every difference between two data fingerprints."""
+    a = stored.set_index("patient_id")
+    b = current.set_index("patient_id")
+    out = []
+    added, removed = b.index.difference(a.index), a.index.difference(b.index)
+    if len(added):
+        out.append(f"{len(added)} patient(s) added: {', '.join(map(str, added[:5]))}")
+    if len(removed):
+        out.append(f"{len(removed)} patient(s) removed: {', '.join(map(str, removed[:5]))}")
+    both = a.index.intersection(b.index)
+    for col in sorted(set(a.columns) | set(b.columns)):
+        if col not in a.columns or col not in b.columns:
+            out.append(f"column {col} {'appeared' if col in b.columns else 'disappeared'}")
+            continue
+        x, y = a.loc[both, col], b.loc[both, col]
+        differ = ~((x == y) | (x.isna() & y.isna()))
+        if differ.any():
+            what = {
+                "lnm": "labels",
+                "center": "centers",
+                "cohort": "cohorts",
+                "clinical": "clinical covariates",
+            }
+            pids = list(map(str, both[differ.to_numpy()][:5]))
+            name = what.get(col, f"{col} input files")
+            out.append(f"{name} changed for {int(differ.sum())} patient(s): {', '.join(pids)}")
+    return out
 
 
 def _cohort_record(cohort: Cohort) -> pd.DataFrame:
