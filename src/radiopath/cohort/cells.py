@@ -16,6 +16,8 @@ from radiopath.cohort.schema import parse_box, parse_label
 
 #: Cell texts that spreadsheets and pandas write for a missing value (compared case-insensitively).
 NAN_LIKE: frozenset[str] = frozenset({"nan", "na", "n/a", "#n/a", "none", "null", "nil", "<na>", "nat"})
+#: A number that Python's ``float`` reads exactly as Arrow's cast does (ASCII decimal).
+_DECIMAL = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 
 
 def nan_like(column: pd.Series) -> np.ndarray:
@@ -43,35 +45,54 @@ def parse_labels(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 def parse_boxes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Box cells → (``(x0, y0, x1, y1)`` tuples or None, error message or None), per row.
 
-    Empty cells give ``(None, None)``. Plain decimal boxes are parsed column-wise; any cell
-    the fast path cannot settle goes to :func:`parse_box`, whose message is reported.
+    Empty cells give ``(None, None)``. Boxes of four plain decimal numbers are parsed in
+    Arrow's compute kernels; any cell the fast path cannot settle (other separators, odd
+    number syntax, wrong boxes) goes to :func:`parse_box`, whose message is reported.
     """
     n = len(column)
     boxes = np.full(n, None, dtype=object)
     errors = np.full(n, None, dtype=object)
-    text = column.astype(object).reset_index(drop=True)
-    filled = (text != "").to_numpy()
-    if not filled.any():
+    text = column.astype(object).to_numpy()
+    idx = np.flatnonzero(text != "")
+    if not len(idx):
         return boxes, errors
-    idx = np.flatnonzero(filled)
-    norm = text.iloc[idx].str.replace(r"[,;\s]+", ",", regex=True).str.strip(",")
-    parts = norm.str.split(",", expand=True)
-    fast = np.zeros(len(idx), bool)
-    coords = np.zeros((len(idx), 4))
-    if parts.shape[1] >= 4:
-        count = parts.notna().sum(axis=1).to_numpy()
-        numbers = np.column_stack(
-            [pd.to_numeric(parts[k], errors="coerce").to_numpy(float) for k in range(4)]
-        )
-        fast = (count == 4) & np.isfinite(numbers).all(axis=1) & (np.abs(numbers) < 2**31).all(axis=1)
-        coords = np.round(numbers)
-        x0, y0, x1, y1 = (coords[:, k] for k in range(4))
-        fast &= (x0 < x1) & (y0 < y1) & (np.minimum(x0, y0) >= 0)
-    for k in np.flatnonzero(fast):
-        boxes[idx[k]] = tuple(int(v) for v in coords[k])
+    coords, fast = _fast_boxes(text[idx])
+    for k, values in zip(np.flatnonzero(fast), coords[fast].astype(np.int64).tolist(), strict=True):
+        boxes[idx[k]] = tuple(values)
     for k in np.flatnonzero(~fast):  # odd or wrong cells: the scalar parser decides and explains
         try:
-            boxes[idx[k]] = parse_box(str(text.iloc[idx[k]]))
+            boxes[idx[k]] = parse_box(str(text[idx[k]]))
         except ValueError as exc:
             errors[idx[k]] = str(exc)
     return boxes, errors
+
+
+def _fast_boxes(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(m, 4) rounded coordinates and a mask of the cells that are plain, valid boxes."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    m = len(cells)
+    coords = np.zeros((m, 4))
+    try:
+        arr = pa.array(cells, type=pa.string())
+    except (pa.ArrowException, TypeError, ValueError):  # odd objects: all go to the scalar parser
+        return coords, np.zeros(m, bool)
+    parts = pc.split_pattern(pc.utf8_trim(pc.replace_substring_regex(arr, r"[,;\s]+", ","), ","), ",")
+    four = pc.fill_null(pc.equal(pc.list_value_length(parts), 4), False).to_numpy(zero_copy_only=False)
+    if not four.any():
+        return coords, four
+    flat = pc.list_flatten(pc.filter(parts, pa.array(four)))
+    plain = pc.match_substring_regex(flat, _DECIMAL).to_numpy(zero_copy_only=False).reshape(-1, 4).all(axis=1)
+    numbers = np.zeros((int(four.sum()), 4))
+    if plain.any():
+        keep = pa.array(np.repeat(plain, 4))
+        numbers[plain] = pc.cast(pc.filter(flat, keep), pa.float64()).to_numpy().reshape(-1, 4)
+    good = plain & np.isfinite(numbers).all(axis=1) & (np.abs(numbers) < 2**31).all(axis=1)
+    numbers = np.round(numbers)
+    x0, y0, x1, y1 = numbers.T
+    good &= (x0 < x1) & (y0 < y1) & (np.minimum(x0, y0) >= 0)
+    fast = np.zeros(m, bool)
+    fast[np.flatnonzero(four)[good]] = True
+    coords[np.flatnonzero(four)] = numbers
+    return coords, fast

@@ -22,6 +22,8 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -175,34 +177,38 @@ def _strict(path: Path, raw: bytes, encoding: str) -> str:
 
 def _parse(path: Path, text: str) -> ManifestTable:
     """Split ``text`` into cells with the sniffed delimiter, keeping each record's first line."""
-    physical: list[int] = []  # file line of each line handed to the csv reader
+    delimiter = sniff_delimiter(next(_content(text), ""))
+    has_comments = re.search(r"^[^\S\r\n]*#", text, re.MULTILINE) is not None
+    physical: list[int] = []  # file line of each line handed to the csv reader (with comments)
     comments: list[int] = []
-    lines = io.StringIO(text, newline="")
-    header_text = next((ln for ln in _content(text)), "")
-    delimiter = sniff_delimiter(header_text)
 
-    def feed():  # type: ignore[no-untyped-def]
-        for number, line in enumerate(lines, start=1):
+    def without_comments() -> Iterator[str]:
+        for number, line in enumerate(io.StringIO(text, newline=""), start=1):
             if line.lstrip().startswith("#"):
                 comments.append(number)
                 continue
             physical.append(number)
             yield line
 
-    reader = csv.reader(feed(), delimiter=delimiter, skipinitialspace=True)
+    source = without_comments() if has_comments else io.StringIO(text, newline="")
+    reader = csv.reader(source, delimiter=delimiter, skipinitialspace=True)
+    strip = _needs_strip(text, delimiter)
     records: list[list[str]] = []
     starts: list[int] = []
     done = 0
     try:
         for record in reader:
-            start = physical[done] if done < len(physical) else (physical[-1] if physical else 1)
+            if has_comments:
+                start = physical[done] if done < len(physical) else (physical[-1] if physical else 1)
+            else:
+                start = done + 1
             done = reader.line_num
-            if not any(cell.strip() for cell in record):
+            if not "".join(record).strip():
                 continue  # blank line, or a row of empty cells left by a spreadsheet
-            records.append([cell.strip() for cell in record])
+            records.append([cell.strip() for cell in record] if strip else record)
             starts.append(start)
     except csv.Error as exc:
-        line = physical[done] if done < len(physical) else "?"
+        line = (physical[done] if done < len(physical) else "?") if has_comments else done + 1
         raise ManifestError(
             path,
             message=f"{path}: line {line} cannot be parsed as CSV ({exc}); check its quotes, "
@@ -213,6 +219,15 @@ def _parse(path: Path, text: str) -> ManifestTable:
             path, message=f"{path}: the manifest has only comments or blank lines; write a header row"
         )
     return _table(records, starts, delimiter, comments)
+
+
+def _needs_strip(text: str, delimiter: str) -> bool:
+    """Whether any cell can carry surrounding white space (a quote, or space next to a delimiter)."""
+    if '"' in text:
+        return True
+    d = re.escape(delimiter)
+    pattern = rf"[^\S\r\n]{d}|{d}[^\S\r\n]|[^\S\r\n]$|^[^\S\r\n]"
+    return re.search(pattern, text, re.MULTILINE) is not None
 
 
 def _content(text: str):  # type: ignore[no-untyped-def]
@@ -274,7 +289,7 @@ def _table(records: list[list[str]], starts: list[int], delimiter: str, comments
                     line,
                 )
             )
-        cells.append((record + [""] * (width - len(record)))[:width])
+        cells.append(record if len(record) == width else (record + [""] * (width - len(record)))[:width])
     frame = pd.DataFrame(cells, columns=range(width), dtype=object)
     keep, final = _name_columns(names, frame, notes)
     frame = frame.iloc[:, keep]

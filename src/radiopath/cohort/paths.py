@@ -85,10 +85,15 @@ def _stat_all(paths: list[str], workers: int) -> list[int | None]:
         except (OSError, ValueError):  # missing, a file where a folder should be, a NUL byte
             return None
 
+    def modes(chunk: list[str]) -> list[int | None]:
+        return [mode(p) for p in chunk]
+
     if len(paths) < 2000 or workers <= 1:
-        return [mode(p) for p in paths]
+        return modes(paths)
+    size = -(-len(paths) // (workers * 4))  # a few chunks per thread: one future per chunk, not per path
+    chunks = [paths[k : k + size] for k in range(0, len(paths), size)]
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(mode, paths, chunksize=512))
+        return [m for part in pool.map(modes, chunks) for m in part]
 
 
 def _escape(text: str, full: str, real_root: Path) -> str | None:

@@ -226,8 +226,8 @@ def pil_to_rgb(im: object, bits: int | None = None, max_side: int | None = None)
     assert isinstance(im, Image.Image)
     if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         return to_rgb(np.asarray(im), bits)
-    if max_side is not None and im.mode in ("L", "RGB", "RGBA", "LA") and max(im.size) > max_side:
-        im = im.reduce(math.ceil(max(im.size) / max_side))
+    if max_side is not None and im.mode in ("L", "RGB", "RGBA", "LA") and max(im.size) >= 2 * max_side:
+        im = im.reduce(max(im.size) // max_side)  # still >= max_side: fit_within finishes the job
     if im.mode == "L":
         return to_rgb(np.asarray(im, dtype=np.uint8))
     if im.mode in ("P", "PA", "LA", "La", "RGBa"):
