@@ -20,7 +20,8 @@ from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
+from rich.table import Column, Table
+from rich.text import Text
 
 from radiopath.cohort.problems import Problem
 from radiopath.cohort.summary import cohort_summary
@@ -139,4 +140,37 @@ def _summary_rows(s: pd.DataFrame):  # type: ignore[no-untyped-def]
 
 
 def print_summary(console: Console, table: pd.DataFrame, title: str = "Cohort") -> None:
-    console.print(summary_table(table, title))
+    """Print :func:`summary_table`; wider than a narrow terminal rather than drop a column."""
+    print_table(console, summary_table(table, title))
+
+
+def print_table(console: Console, table: Table) -> None:
+    """Print ``table`` whole: when the console is narrower than the table's minimum width, the
+    table is printed at that width (the terminal wraps the lines) instead of losing columns."""
+    needed = minimum_width(table)
+    if needed <= console.width:
+        console.print(table)
+        return
+    saved = getattr(console, "_width", None)  # rich can only narrow a single print; widen the console
+    console.width = needed
+    try:
+        console.print(table)
+    finally:
+        console._width = saved  # type: ignore[attr-defined]
+
+
+def minimum_width(table: Table) -> int:
+    """Columns a table needs so no cell is cut: each column's ``min_width``, or its longest word."""
+
+    def column(c: Column) -> int:
+        words = [w for cell in (c.header, *c.cells) for w in _plain(cell).split()]
+        return max(c.min_width or 0, max((len(w) for w in words), default=1))
+
+    padding = 2 * len(table.columns) - (0 if table.pad_edge else 2)
+    return sum(column(c) for c in table.columns) + padding + (2 if table.box else 0)
+
+
+def _plain(cell: object) -> str:
+    if isinstance(cell, Text):
+        return cell.plain
+    return Text.from_markup(cell).plain if isinstance(cell, str) else ""
