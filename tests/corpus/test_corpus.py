@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from corpus.builders import write_manifest
 from corpus.cases import CASES, Case
 from radiopath.cli import app
 from radiopath.cohort import validate_manifest
@@ -88,3 +89,25 @@ def test_bad_input_through_radiopath_validate(
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     assert "Traceback" not in result.output
     assert case.fragment in result.output, result.output
+
+
+@pytest.mark.parametrize(
+    "where", ["problems-csv-under-a-file", "problems-csv-is-a-folder", "preview-is-a-file"]
+)
+def test_unwritable_outputs_of_radiopath_validate(tmp_path: Path, where: str) -> None:
+    manifest = write_manifest(tmp_path)
+    (tmp_path / "taken").write_text("a file, not a folder")
+    (tmp_path / "folder.csv").mkdir()
+    option = {
+        "problems-csv-under-a-file": ["--problems-csv", str(tmp_path / "taken" / "problems.csv")],
+        "problems-csv-is-a-folder": ["--problems-csv", str(tmp_path / "folder.csv")],
+        "preview-is-a-file": ["--preview", str(tmp_path / "taken")],
+    }[where]
+    before = _snapshot(tmp_path)
+    result = runner.invoke(app, ["validate", str(manifest), "--folds", "2", *option])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and "cannot write output" in result.output
+    assert ("taken is a file, not a folder" in result.output) or (
+        "a folder of that name exists" in result.output
+    )
+    assert _snapshot(tmp_path) == before

@@ -38,6 +38,7 @@ class _Probe:
     shape: tuple[int, int] | None = None
     digest: str | None = None
     error: str | None = None
+    fix: str = "re-export the file or fix the path"
     foreground: bool | None = None
     note: str | None = None
 
@@ -74,7 +75,7 @@ def check_files(
     for (i, col, path), probe in zip(jobs, results, strict=True):
         r = int(rows[i])
         if probe.error is not None:
-            report("error", probe.error, "re-export the file or fix the path", r, col)
+            report("error", probe.error, probe.fix, r, col)
             continue
         if probe.note is not None:
             report(
@@ -171,7 +172,7 @@ def _probe(col: str, path: Path, max_pixels: int | None) -> _Probe:
             return _Probe(note=probe.mpp_note)
         arr = read_image(path, max_pixels=max_pixels)
     except ImageReadError as exc:  # a bad patch of a folder is named in the reason
-        return _Probe(error=f"{exc.reason} ({path.name})")
+        return _Probe(error=f"{exc.reason} ({path.name})", fix=exc.fix)
     shape = (int(arr.shape[0]), int(arr.shape[1]))
     if col in MASK_COLUMNS.values():
         return _Probe(shape=shape, foreground=bool(np.any(arr)))
