@@ -135,3 +135,28 @@ def test_a_reduced_view_gets_its_box_scaled(tmp_path: Path) -> None:
     view = load_view(row, "us_1", UltrasoundTransform(), details=True, max_side=600)
     assert view.scan.mask.shape == (500, 600)
     assert view.region.nodule == (150, 100, 300, 250)
+
+
+def test_validate_reads_only_the_header_of_a_huge_cytology_image(tmp_path: Path, no_decoding: None) -> None:
+    from radiopath.cohort import validate_manifest
+
+    png_header_only(tmp_path / "slide.png", 20_000, 20_000)  # 400 MP if it were decoded
+    rows = [
+        {
+            "patient_id": f"P{i}",
+            "center": "A",
+            "cohort": "development",
+            "lnm": str(i % 2),
+            "cytology": "slide.png",
+        }
+        for i in range(2)
+    ]
+    rows[1]["cytology"] = ""
+    rows[1]["us_1"] = ""
+    pd.DataFrame(rows).to_csv(tmp_path / "m.csv", index=False)
+    start = time.perf_counter()
+    report = validate_manifest(tmp_path / "m.csv", n_folds=1)
+    assert time.perf_counter() - start < 5
+    (problem,) = [p for p in report.problems if p.row == 1]
+    assert problem.severity == "warning" and "'slide.png' records no physical resolution" in problem.message
+    assert "--mpp-table" in problem.fix

@@ -139,8 +139,9 @@ def probe_cytology(path: str | Path, decode: bool = False, max_pixels: int | Non
 
     Args:
         path: slide file, folder of patch images, or one image.
-        decode: also decode every patch of a folder (and a single image, reduced), so a
-            damaged patch is found now rather than in the middle of tiling.
+        decode: also decode every patch of a folder (and a single image within the global
+            pixel budget, reduced), so a damaged patch is found now rather than in the middle
+            of tiling.
         max_pixels: pixel budget for patches and single images (default: the larger of
             :data:`PLAIN_SLIDE_MAX_PIXELS` and the global budget).
 
@@ -170,7 +171,7 @@ def probe_cytology(path: str | Path, decode: bool = False, max_pixels: int | Non
     sniff_format(path)  # raises a clear error for missing / empty / non-image files
     w, h = image_size(path)
     check_pixels(path, w, h, budget)
-    if decode:
+    if decode and w * h <= max_image_pixels():  # larger ones are decoded by tiling, not to validate
         read_image(path, max_pixels=budget, max_side=2048)
     meta = image_mpp(path)
     return CytologyProbe("image", None, w, h, meta if plausible_mpp(meta) else None, 0, mpp_note(meta))
