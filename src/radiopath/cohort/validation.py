@@ -478,8 +478,6 @@ def _typed_table(df: pd.DataFrame, cells: _Cells, ignored: set[tuple[int, str]])
     for view, col in BOX_COLUMNS.items():
         data[col] = cells.boxes[view]
     table = pd.DataFrame(data)
-    for col in PATH_COLUMNS:
-        table[col] = table[col].astype(object)
     for col in df.columns:
         if col.startswith(CLINICAL_PREFIX):
             table[col] = _clinical(df[col])
