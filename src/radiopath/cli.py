@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 
+from radiopath.display import make_console
 from radiopath.errors import RadiopathError
 
 app = typer.Typer(
@@ -34,8 +35,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+console = make_console()  # full width, no colour codes when the output is a log file
+err_console = make_console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -62,7 +63,7 @@ def _friendly(fn: F) -> F:
         except (typer.Exit, typer.Abort, typer.BadParameter):
             raise
         except RadiopathError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=exc.exit_code) from None
         except KeyboardInterrupt:
             err_console.print(
@@ -73,8 +74,8 @@ def _friendly(fn: F) -> F:
             if exc.errno in _USER_ERRNOS:
                 where = f"{exc.filename}: " if exc.filename else ""
                 err_console.print(
-                    f"[bold red]error:[/] {where}{exc.strerror}; check that the path exists, is writable and "
-                    "that the disk has space",
+                    f"[bold red]error:[/] {escape(where)}{exc.strerror}; check that the path exists, is "
+                    "writable and that the disk has space",
                     highlight=False,
                     soft_wrap=True,
                 )
@@ -89,8 +90,8 @@ def _friendly(fn: F) -> F:
 def _crash(verb: str, exc: BaseException) -> None:
     log = _write_crash_log(verb, exc)
     err_console.print(
-        f"[bold red]radiopath {verb} failed unexpectedly:[/] {type(exc).__name__}: {str(exc)[:300]}\n"
-        f"the full log is in {log}; please include it when you report this",
+        f"[bold red]radiopath {verb} failed unexpectedly:[/] {type(exc).__name__}: {escape(str(exc)[:300])}\n"
+        f"the full log is in {escape(str(log))}; please include it when you report this",
         highlight=False,
         soft_wrap=True,
     )
