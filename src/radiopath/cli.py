@@ -294,7 +294,9 @@ def tile(
     from radiopath.slides import TilingConfig, tile_cohort
 
     flags = {"target_mpp": target_mpp, "tile_size": tile_size, "top_k": top_k}
-    cfg = merge_options(TilingConfig, config, flags, section="cytology.tiling")
+    from radiopath.run_config import RunConfig
+
+    cfg = merge_options(TilingConfig, config, flags, section="cytology.tiling", outer=RunConfig)
     status: dict[str, int] = {}
 
     def report(i: int, total: int, pid: str, summary: dict[str, Any]) -> None:

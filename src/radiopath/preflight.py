@@ -27,24 +27,22 @@ from radiopath.models.weights import IMAGENET, NONE
 from radiopath.run_config import RunConfig
 
 
+def check_options(cfg: RunConfig, *, tiles: str | Path | None = None) -> None:
+    """What needs no cohort: backbone names, the weights, a tile folder (before the manifest is read)."""
+    check_backbones(cfg, _image_modalities_used(cfg))
+    if tiles is not None:
+        check_tile_folder(tiles)
+
+
 def check_run(
-    cfg: RunConfig,
-    cohort: Cohort,
-    compute: ComputePlan,
-    *,
-    features: FeatureSet | None = None,
-    tiles: str | Path | None = None,
+    cfg: RunConfig, cohort: Cohort, compute: ComputePlan, *, features: FeatureSet | None = None
 ) -> None:
-    """Raise ConfigError for the first class of problem found (see the module docstring)."""
+    """What needs the cohort: models against its inputs, folds against its classes, a features folder."""
     table = cohort.table
-    used = _image_modalities_used(cfg)
-    check_backbones(cfg, used)
     check_models_have_inputs(cfg, table)
     check_folds(cfg, table)
     if features is not None:
         check_features(features, cfg, table, compute)
-    if tiles is not None:
-        check_tile_folder(tiles)
 
 
 def _image_modalities_used(cfg: RunConfig) -> list[ImageModality]:

@@ -120,12 +120,7 @@ class FeatureSet:
         from safetensors.numpy import save_file
 
         folder = Path(folder)
-        if folder.exists() and (
-            not folder.is_dir() or (any(folder.iterdir()) and not is_feature_folder(folder))
-        ):
-            raise OutputExistsError(
-                f"{folder} exists and is not a features folder of `radiopath extract`; choose another --out"
-            )
+        check_output(folder)
         with atomic_dir(folder, overwrite=True) as tmp:
             self.config.to_yaml(tmp / "config.yaml")
             self.preprocessing.save(tmp / "preprocessing.json")
@@ -184,6 +179,19 @@ class FeatureSet:
             dict(meta["families"]),
             sources,
             dict(meta.get("stats", {})),
+        )
+
+
+def check_output(folder: str | Path) -> None:
+    """Refuse an output that is a file or a folder of something else (never written over).
+
+    Raises:
+        OutputExistsError: naming the folder and the fix.
+    """
+    folder = Path(folder)
+    if folder.exists() and (not folder.is_dir() or (any(folder.iterdir()) and not is_feature_folder(folder))):
+        raise OutputExistsError(
+            f"{folder} exists and is not a features folder of `radiopath extract`; choose another --out"
         )
 
 

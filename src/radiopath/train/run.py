@@ -23,7 +23,7 @@ import platform
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,7 @@ from radiopath.models import checkpoint as ckpt_io
 from radiopath.models.factory import build_model
 from radiopath.models.inputs import PatientInputs
 from radiopath.models.model import RadiopathModel
-from radiopath.preflight import check_run
+from radiopath.preflight import check_options, check_run
 from radiopath.run_config import ModelSpec, RunConfig
 from radiopath.runs import layout
 from radiopath.runs.run import InputsInfo
@@ -116,21 +116,24 @@ def train_run(
         compute = ComputePlan(
             torch.device("cuda", torch.cuda.current_device()), compute.amp_dtype, compute.channels_last
         )
+    check_options(cfg, tiles=tiles)  # options first: cheap, and the user's own typing
     cohort = Cohort.from_manifest(manifest)
     for w in cohort.warnings:
-        say(f"warning: {w}")
+        say(str(w))
     feature_set = FeatureSet.load(features) if features is not None else None
-    check_run(cfg, cohort, compute, features=feature_set, tiles=tiles)
+    check_run(cfg, cohort, compute, features=feature_set)
     say(f"compute: {compute.describe()}; {dist.world_size()} process(es)")
     root = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
     ctx = StageContext(root, Path(tiles) if tiles else None, mpp_table, workers=_workers(), say=say)
     fingerprint = data_fingerprint(cohort.table)
     if resume:
         check_same_data(run_dir, fingerprint)
-    prepared = _prepare(cohort, cfg, compute, ctx, feature_set, feature_progress)
-    # --- nothing was written before this line -------------------------------------------------
-    job = _Job(manifest, run_dir, cfg, config, cohort, compute, prepared, fingerprint, say, start)
+    # --- nothing was written before this line; from here on the run folder is locked ---------
     with _locked(run_dir) if dist.is_main() else contextlib.nullcontext():
+        if dist.is_main():  # the folder may have changed since the first look: check again, locked
+            _resolve_config(run_dir, config, resume, overwrite)
+        prepared = _prepare(cohort, cfg, compute, ctx, feature_set, feature_progress)
+        job = _Job(manifest, run_dir, cfg, config, cohort, compute, prepared, fingerprint, say, start)
         return _train_locked(job, resume, overwrite, features, tiles, mpp_table)
 
 
@@ -150,10 +153,22 @@ class _Job:
     start: float
 
 
-def _locked(run_dir: Path) -> contextlib.AbstractContextManager[Path]:
-    """The run folder's lock (``RUN/.lock``), held by rank 0 while the run writes."""
+@contextlib.contextmanager
+def _locked(run_dir: Path) -> Iterator[Path]:
+    """The run folder's lock (``RUN/.lock``), held by rank 0 while the run prepares and writes.
+
+    A folder this call created is removed again when the run fails before writing anything
+    into it (a tiling or extraction error), so the corrected command starts cleanly.
+    """
+    created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
-    return folder_lock(run_dir, layout.LOCK, what="run")
+    try:
+        with folder_lock(run_dir, layout.LOCK, what="run") as lock:
+            yield lock
+    except BaseException:
+        if created and all(p.name == layout.LOCK for p in run_dir.iterdir()):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 def _train_locked(
@@ -175,8 +190,6 @@ def _train_locked(
     )
     with dist.main_first():
         if dist.is_main():
-            # the folder may have changed while inputs were prepared: check again, now under the lock
-            _resolve_config(run_dir, job.config, resume, overwrite)
             if overwrite and not resume:
                 _empty(run_dir)
             cfg.to_yaml(run_dir / layout.CONFIG)
