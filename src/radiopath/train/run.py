@@ -132,6 +132,7 @@ def train_run(
     with _locked(run_dir) if dist.is_main() else contextlib.nullcontext():
         if dist.is_main():  # the folder may have changed since the first look: check again, locked
             _resolve_config(run_dir, config, resume, overwrite)
+            _sweep_partials(run_dir)
         prepared = _prepare(cohort, cfg, compute, ctx, feature_set, feature_progress)
         job = _Job(manifest, run_dir, cfg, config, cohort, compute, prepared, fingerprint, say, start)
         return _train_locked(job, resume, overwrite, features, tiles, mpp_table)
@@ -337,6 +338,16 @@ def _resolve_config(
             )
         raise OutputExistsError(f"{run_dir} exists and is not empty; choose another --out (or --overwrite)")
     return config or RunConfig()
+
+
+def _sweep_partials(run_dir: Path) -> None:
+    """Remove temporary files a killed writer left (never read: results are renamed into place).
+
+    Safe here because the folder is locked: no other process is writing it.
+    """
+    for p in run_dir.rglob("*.partial*"):
+        with contextlib.suppress(OSError):
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
 
 
 def _empty(run_dir: Path) -> None:
