@@ -42,7 +42,6 @@ import numpy as np
 from pydantic import Field, field_validator
 from scipy import ndimage as ndi
 from skimage.filters import threshold_otsu
-from skimage.morphology import remove_small_holes
 from skimage.segmentation import watershed
 
 from radiopath.config import StrictModel
@@ -198,7 +197,7 @@ def segment_nuclei(tile_rgb: np.ndarray, mpp: float, cfg: NucleiConfig | None = 
     threshold = max(float(threshold_otsu(h)), cfg.min_od)
     fg = h > threshold
     if cfg.fill_holes_um2 > 0:
-        fg = remove_small_holes(fg, max_size=max(int(cfg.fill_holes_um2 / px_area), 1))
+        fg = _fill_small_holes(fg, max(int(cfg.fill_holes_um2 / px_area), 1))
     dist = cv2.distanceTransform(fg.astype(np.uint8), cv2.DIST_L2, 5)
     markers = distance_peaks(dist, max(round(cfg.min_distance_um / mpp), 1))
     labels = watershed(-dist, markers, mask=fg, compactness=cfg.compactness).astype(np.int32)
@@ -223,6 +222,20 @@ def distance_peaks(dist: np.ndarray, min_distance: int) -> np.ndarray:
     peak = (dist >= cv2.dilate(dist, disc)) & (dist > 0)
     markers, _ = ndi.label(peak, structure=np.ones((3, 3), bool))
     return markers.astype(np.int32)
+
+
+def _fill_small_holes(mask: np.ndarray, max_px: int) -> np.ndarray:
+    """``mask`` with its holes of at most ``max_px`` pixels filled (4-connected background
+    components not touching the border). Ours because ``skimage.morphology.remove_small_holes``
+    changed its size argument's name and meaning in 0.26."""
+    n, holes, stats, _ = cv2.connectedComponentsWithStats((~mask).astype(np.uint8), connectivity=4)
+    if n <= 1:
+        return mask
+    x, y, w, h, area = (stats[:, i] for i in range(5))
+    inner = (x > 0) & (y > 0) & (x + w < mask.shape[1]) & (y + h < mask.shape[0])
+    fill = inner & (area <= max_px)
+    fill[0] = False
+    return mask | fill[holes]
 
 
 def _fill_enclosed_holes(labels: np.ndarray) -> np.ndarray:
