@@ -1,0 +1,1 @@
+"""Feature families: handcrafted ultrasound radiomics and cytology nuclear pathomics."""
