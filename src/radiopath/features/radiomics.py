@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Literal
 
 import cv2
 import numpy as np
+import pywt
 from pydantic import Field, field_validator
 from scipy import ndimage as ndi
 from skimage.feature import local_binary_pattern
@@ -243,8 +244,6 @@ def filtered_images(img: np.ndarray, cfg: RadiomicsConfig) -> Iterator[tuple[str
     for s in cfg.log_sigmas:
         yield f"log_sigma_{s:g}".replace(".", "_"), (s * s) * ndi.gaussian_laplace(img, s, mode="reflect")
     if cfg.wavelet:
-        import pywt  # optional: only when wavelet features are asked for
-
         h, w = img.shape
         ph, pw = h % 2, w % 2
         padded = np.pad(img, ((0, ph), (0, pw)), mode="reflect")
