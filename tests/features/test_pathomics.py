@@ -106,6 +106,9 @@ def test_patient_pools_nuclei_over_tiles() -> None:
     assert list(both) == feature_names()
     assert features_vector(both).shape == (len(feature_names()),)
     assert 0 < both["nuclear_area_fraction"] < 1 and 0 <= both["clump_area_fraction"] < 0.2
+    bare = patient_features([m.nuclei for m in measured])  # per-nucleus tables alone
+    assert bare["nucleus_area_um2_mean"] == both["nucleus_area_um2_mean"]
+    assert np.isnan(bare["nuclear_area_fraction"]) and bare["nuclei_per_tile"] == both["nuclei_per_tile"]
 
 
 def test_a_nucleus_row_describes_that_nucleus() -> None:

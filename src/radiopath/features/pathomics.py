@@ -251,7 +251,7 @@ def aggregate(nuclei: pd.DataFrame, sums: dict[str, float], n_tiles: int) -> dic
     out["nuclei_per_tile"] = n / max(n_tiles, 1)
     out["touching_fraction"] = float(nuclei["touching"].mean()) if n else float("nan")
     nuclear = sums.get("nuclear_um2", 0.0)
-    stained = sums.get("stained_um2", 0.0)
+    stained = sums.get("stained_um2", 0.0)  # no sums (bare tables): both fractions NaN
     out["clump_area_fraction"] = sums.get("clump_um2", 0.0) / nuclear if nuclear > 0 else float("nan")
     out["nuclear_area_fraction"] = nuclear / stained if stained > 0 else float("nan")
     return out
@@ -262,13 +262,21 @@ def tile_features(measured: TileMeasurements) -> dict[str, float]:
     return aggregate(measured.nuclei, measured.sums, 1)
 
 
-def patient_features(tiles: Sequence[TileMeasurements]) -> dict[str, float]:
+def patient_features(tiles: Sequence[TileMeasurements | pd.DataFrame]) -> dict[str, float]:
     """One patient's features from all its tiles: nuclei pooled over tiles (so a tile with
-    many nuclei weighs more than a sparse one), areas summed; :func:`feature_names` order."""
-    tables = [t.nuclei for t in tiles if len(t.nuclei)]
-    nuclei = pd.concat(tables, ignore_index=True) if tables else tiles[0].nuclei if tiles else _empty()
-    sums = {k: float(sum(t.sums.get(k, 0.0) for t in tiles)) for k in SUM_KEYS}
-    return aggregate(nuclei, sums, len(tiles))
+    many nuclei weighs more than a sparse one), areas summed; :func:`feature_names` order.
+
+    ``tiles`` are :class:`TileMeasurements` or bare per-nucleus tables (``nuclei`` frames,
+    e.g. read back from a cache); without the tiles' area sums, ``clump_area_fraction`` and
+    ``nuclear_area_fraction`` are NaN.
+    """
+    measured = [t if isinstance(t, TileMeasurements) else TileMeasurements(t, {}) for t in tiles]
+    tables = [t.nuclei for t in measured if len(t.nuclei)]
+    nuclei = pd.concat(tables, ignore_index=True) if tables else _empty()
+    sums = {k: float(sum(t.sums.get(k, 0.0) for t in measured)) for k in SUM_KEYS}
+    if any(not t.sums for t in measured):
+        sums = {}
+    return aggregate(nuclei, sums, len(measured))
 
 
 def features_vector(values: dict[str, float], cfg: PathomicsConfig | None = None) -> np.ndarray:
