@@ -15,6 +15,8 @@ vectors, the concentrations and a final Gaussian blur.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import cv2
 import numpy as np
 
@@ -39,21 +41,108 @@ def stain_matrix(hue_degrees: float) -> np.ndarray:
     return np.clip(od @ rot.T, 0.02, None)
 
 
+@dataclass
+class NucleusTruth:
+    """Where the nuclei of a rendered image are: the ground truth of nuclear segmentation.
+
+    Attributes:
+        labels: ``(n, n)`` int32, 0 = no nucleus, ``k`` = the k-th nucleus stamped; where
+            nuclei overlap, the later one owns the pixels (it is drawn on top in the image too,
+            as hematoxylin adds up).
+        centres: ``(N, 2)`` float, ``x, y`` of every nucleus in pixels (also of those hidden
+            under others or cut by the edge).
+        kinds: ``(N,)`` str, ``"follicular"`` or ``"lymphocyte"``.
+        areas_px: ``(N,)`` int, pixels of each nucleus's own ellipse, before overlap and clipping.
+    """
+
+    labels: np.ndarray
+    centres: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    kinds: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype="<U10"))
+    areas_px: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+
+    @property
+    def mask(self) -> np.ndarray:
+        """``(n, n)`` bool: pixels inside any nucleus."""
+        return self.labels > 0
+
+    @property
+    def count(self) -> int:
+        """Nuclei stamped (centres inside the image)."""
+        return len(self.centres)
+
+
+class _TruthRecorder:
+    """Collects :class:`NucleusTruth` while nuclei are stamped (draws no random numbers)."""
+
+    def __init__(self, n: int) -> None:
+        self.labels = np.zeros((n, n), np.int32)
+        self.centres: list[tuple[float, float]] = []
+        self.kinds: list[str] = []
+        self.areas: list[int] = []
+
+    def add(self, body: np.ndarray, x: float, y: float, kind: str) -> None:
+        n = self.labels.shape[0]
+        if not (0 <= x < n and 0 <= y < n):
+            return
+        self.centres.append((x, y))
+        self.kinds.append(kind)
+        self.areas.append(int(body.sum()))
+        k = len(self.centres)
+        r = body.shape[0] // 2
+        xi, yi = round(x) - r, round(y) - r
+        x0, y0 = max(xi, 0), max(yi, 0)
+        x1, y1 = min(xi + body.shape[1], n), min(yi + body.shape[0], n)
+        if x0 < x1 and y0 < y1:
+            window = self.labels[y0:y1, x0:x1]
+            window[body[y0 - yi : y1 - yi, x0 - xi : x1 - xi]] = k
+
+    def result(self) -> NucleusTruth:
+        return NucleusTruth(
+            self.labels,
+            np.array(self.centres, float).reshape(-1, 2),
+            np.array(self.kinds, dtype="<U10"),
+            np.array(self.areas, int),
+        )
+
+
 def render_slide(
     cells: CellPhenotype, center: CenterSpec, side_um: float, rng: np.random.Generator
 ) -> np.ndarray:
     """Level-0 RGB uint8 image of a ``side_um`` × ``side_um`` area at ``center.mpp``."""
+    return _render(cells, center, side_um, rng, None)
+
+
+def render_slide_with_nuclei(
+    cells: CellPhenotype, center: CenterSpec, side_um: float, rng: np.random.Generator
+) -> tuple[np.ndarray, NucleusTruth]:
+    """:func:`render_slide` and where its nuclei are (the same image for the same ``rng``).
+
+    A nucleus's ground-truth region is its ellipse (the pixels where the sprite's body is at
+    least half on), before the optics' blur; lymphocytes count as nuclei too.
+    """
+    recorder = _TruthRecorder(round(side_um / center.mpp))
+    image = _render(cells, center, side_um, rng, recorder)
+    return image, recorder.result()
+
+
+def _render(
+    cells: CellPhenotype,
+    center: CenterSpec,
+    side_um: float,
+    rng: np.random.Generator,
+    truth: _TruthRecorder | None,
+) -> np.ndarray:
     mpp = center.mpp
     n = round(side_um / mpp)
     maps = np.zeros((n, n, 3), np.float32)  # concentrations: hematoxylin, cytoplasm, eosin
     sprites = _nucleus_sprites(cells, mpp, rng, _texture(rng))
     placed: list[tuple[float, float, float]] = []
     for _ in range(max(1, round(cells.cellularity * (side_um / 1000.0) ** 2))):
-        _follicular_group(maps, cells, mpp, rng, sprites, placed)
+        _follicular_group(maps, cells, mpp, rng, sprites, placed, truth)
     lymph = _nucleus_sprites(_LYMPHOCYTE, mpp, rng, _texture(rng), count=8)
     area_mm2 = (side_um / 1000.0) ** 2
     for _ in range(round(rng.uniform(12, 28) * area_mm2)):
-        _lymphocyte(maps, mpp, rng, lymph)
+        _lymphocyte(maps, mpp, rng, lymph, truth)
     for _ in range(round(rng.uniform(1.5, 5.0) * area_mm2)):
         _colloid(maps, mpp, rng)
     # Beer-Lambert in one affine transform: ln I = ln I0 - conc @ OD (OpenCV kernels: this is
@@ -119,8 +208,9 @@ def _follicular_group(
     cells: CellPhenotype,
     mpp: float,
     rng: np.random.Generator,
-    sprites: list[np.ndarray],
+    sprites: list[tuple[np.ndarray, np.ndarray]],
     placed: list[tuple[float, float, float]],
+    truth: _TruthRecorder | None = None,
 ) -> None:
     """A group of follicular cells: a sheet whose crowding follows ``cells.spacing``."""
     n = maps.shape[0]
@@ -156,7 +246,9 @@ def _follicular_group(
     soft = cv2.GaussianBlur(cyto, (0, 0), max(step * 0.15, 0.8))
     maps[y0:y1, x0:x1, 1] += soft.astype(np.float32) * (rng.uniform(0.22, 0.32) / 255.0)
     for x, y, k in zip(rx, ry, rng.integers(0, len(sprites), len(rx)), strict=True):
-        _stamp(maps, sprites[k], x, y)
+        _stamp(maps, sprites[k][0], x, y)
+        if truth is not None:
+            truth.add(sprites[k][1], float(x), float(y), "follicular")
 
 
 def _nucleus(
@@ -168,11 +260,12 @@ def _nucleus(
     angle: float,
     rng: np.random.Generator,
     texture: np.ndarray,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """Hematoxylin concentration of one nucleus: ellipse, chromatin, membrane, groove, inclusion.
 
     Lower chromatin ``density`` gives the pale, powdery nucleus of papillary carcinoma with an
     accentuated membrane; density near 1 or above gives the dense, evenly dark benign nucleus.
+    Also returns the nucleus's region (bool, where its body is at least half on).
     """
     e = elongation * float(np.exp(rng.normal(0, 0.05)))
     a = size_px / 2 * np.sqrt(e)
@@ -197,14 +290,14 @@ def _nucleus(
         iu, iv = rng.uniform(-0.3, 0.3), rng.uniform(-0.2, 0.2)
         hole = ((u - iu) / 0.38) ** 2 + ((v - iv) / 0.5) ** 2 < 1.0
         conc = np.where(hole, conc * 0.12, conc)
-    return np.maximum(conc * body, 0.0)
+    return np.maximum(conc * body, 0.0), body >= 0.5
 
 
 def _nucleus_sprites(
     cells: CellPhenotype, mpp: float, rng: np.random.Generator, texture: np.ndarray, count: int = 64
-) -> list[np.ndarray]:
-    """A library of nuclei drawn from the phenotype; cells stamp a random one (fast, and at
-    64 sprites per slide the repetition is invisible among a thousand nuclei)."""
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """A library of nuclei drawn from the phenotype, each with its region; cells stamp a random
+    one (fast, and at 64 sprites per slide the repetition is invisible among a thousand nuclei)."""
     d_px = cells.nuclear_diameter_um / mpp
     return [
         _nucleus(
@@ -232,17 +325,25 @@ def _stamp(maps: np.ndarray, sprite: np.ndarray, x: float, y: float, channel: in
         maps[y0:y1, x0:x1, channel] += sprite[y0 - yi : y1 - yi, x0 - xi : x1 - xi]
 
 
-def _lymphocyte(maps: np.ndarray, mpp: float, rng: np.random.Generator, sprites: list[np.ndarray]) -> None:
+def _lymphocyte(
+    maps: np.ndarray,
+    mpp: float,
+    rng: np.random.Generator,
+    sprites: list[tuple[np.ndarray, np.ndarray]],
+    truth: _TruthRecorder | None = None,
+) -> None:
     """A small round lymphocyte: dense nucleus, scant cytoplasm (nuisance background cell)."""
     n = maps.shape[0]
     x, y = rng.uniform(10, n - 10, 2)
-    sprite = sprites[int(rng.integers(0, len(sprites)))]
+    sprite, body = sprites[int(rng.integers(0, len(sprites)))]
     rim = np.zeros_like(sprite)
     cv2.circle(
         rim, (sprite.shape[1] // 2, sprite.shape[0] // 2), int(sprite.shape[0] * 0.45), 0.12, -1, cv2.LINE_AA
     )
     _stamp(maps, rim, float(x), float(y), channel=1)
     _stamp(maps, sprite, float(x), float(y))
+    if truth is not None:
+        truth.add(body, float(x), float(y), "lymphocyte")
 
 
 def _colloid(maps: np.ndarray, mpp: float, rng: np.random.Generator) -> None:
