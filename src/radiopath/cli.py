@@ -158,6 +158,22 @@ DeviceOpt = Annotated[str | None, typer.Option(help="auto | cpu | cuda (default 
 PrecisionOpt = Annotated[
     str | None, typer.Option(help="auto | fp32 | bf16 for the backbones (default auto).")
 ]
+FeatureSetOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="deep | handcrafted | hybrid, or per modality: ultrasound=handcrafted,cytology=hybrid."
+    ),
+]
+
+
+def _feature_set(value: str | None) -> Any:
+    """``hybrid`` → "hybrid"; ``ultrasound=handcrafted,cytology=hybrid`` → a mapping."""
+    if value is None or "=" not in value:
+        return value
+    pairs = [p.split("=", 1) for p in value.split(",") if p.strip()]
+    if any(len(p) != 2 for p in pairs):
+        raise typer.BadParameter(f"--feature-set takes NAME or MODALITY=NAME,…; got {value!r}")
+    return {k.strip(): v.strip() for k, v in pairs}
 
 
 def _run_config(config: Path | None, fast: bool, flags: dict[str, Any]) -> Any:
@@ -331,6 +347,7 @@ def extract(
     weights: WeightsOpt = None,
     device: DeviceOpt = None,
     precision: PrecisionOpt = None,
+    feature_set: FeatureSetOpt = None,
     cache_dir: CacheOpt = None,
 ) -> None:
     """Fit the preprocessing on the development cohort, extract every view's and tile's features → FEATS."""
@@ -340,6 +357,7 @@ def extract(
     flags = {
         "model.backbone": backbone,
         "model.weights": weights,
+        "model.feature_set": _feature_set(feature_set),
         "train.device": device,
         "train.precision": precision,
         "cache_dir": str(cache_dir) if cache_dir else None,
@@ -387,6 +405,7 @@ def train(
     seed: Annotated[int | None, typer.Option(help="Seed for folds, initialisation and shuffles.")] = None,
     device: DeviceOpt = None,
     precision: PrecisionOpt = None,
+    feature_set: FeatureSetOpt = None,
     cache_dir: CacheOpt = None,
 ) -> None:
     """Run the study protocol (5-fold CV, frozen threshold, external ensemble) for every model."""
@@ -398,6 +417,7 @@ def train(
         "model.weights": weights,
         "train.mode": mode,
         "model.models": models.split(",") if models else None,
+        "model.feature_set": _feature_set(feature_set),
         "protocol.primary_model": primary,
         "train.epochs": epochs,
         "protocol.n_folds": folds,

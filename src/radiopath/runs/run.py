@@ -73,9 +73,11 @@ class InputsInfo:
 
     mode: str
     in_dims: dict[str, int]
-    families: dict[str, str]
+    families: dict[str, dict[str, str]]  # modality → feature family → cache key
     clinical_columns: list[str]
     amp: str  # "bf16" or "fp32": the backbones' precision in training and extraction
+    blocks: dict[str, list[tuple[str, int, int]]]  # modality → (family, start, stop) columns
+    feature_names: dict[str, list[str]]  # modality → column names (family:name)
 
     @classmethod
     def read(cls, run: Path) -> InputsInfo:
@@ -85,9 +87,11 @@ class InputsInfo:
             return cls(
                 str(data["mode"]),
                 {k: int(v) for k, v in data["in_dims"].items()},
-                dict(data.get("families", {})),
+                {k: dict(v) for k, v in data.get("families", {}).items()},
                 list(data.get("clinical_columns", [])),
                 str(data.get("amp", "fp32")),
+                {k: [(str(f), int(a), int(b)) for f, a, b in v] for k, v in data.get("blocks", {}).items()},
+                {k: list(v) for k, v in data.get("feature_names", {}).items()},
             )
         except (OSError, ValueError, KeyError) as exc:
             raise ConfigError(
@@ -101,6 +105,8 @@ class InputsInfo:
             "families": self.families,
             "clinical_columns": self.clinical_columns,
             "amp": self.amp,
+            "blocks": {k: [list(b) for b in v] for k, v in self.blocks.items()},
+            "feature_names": self.feature_names,
         }
 
 
@@ -209,7 +215,9 @@ class Run:
                 )
             out = []
             for folder in folders:
-                m = build_model(spec, self.config, self.info.in_dims, init_weights="none")
+                m = build_model(
+                    spec, self.config, self.info.in_dims, blocks=self.info.blocks, init_weights="none"
+                )
                 ckpt_io.load_weights(m, folder / ckpt_io.BEST)
                 out.append(m.eval().to(device))
             self._models[key] = out

@@ -75,9 +75,10 @@ class _Prepared:
     inputs: PatientInputs
     preprocessing: Preprocessing
     flags: pd.DataFrame
-    families: dict[str, str]
+    families: dict[str, dict[str, str]]
     stats: dict[str, Any]
     data_key: str
+    feature_names: dict[str, list[str]]
 
 
 def train_run(
@@ -213,7 +214,7 @@ def _train_locked(
             continue
         outcome = run_model(
             spec,
-            _factory(cfg, in_dims, compute),
+            _factory(cfg, in_dims, compute, prepared.inputs.blocks),
             prepared.inputs,
             folds,
             cfg.train,
@@ -260,7 +261,7 @@ def _prepare(
     if cfg.train.mode == "finetune":
         inputs, state, flags = load_images(table, cfg, ctx)
         key = cohort_key(source_table(table, list(_present_images(table))))
-        return _Prepared(inputs, state, flags, {}, {}, key)
+        return _Prepared(inputs, state, flags, {}, {}, key, {})
     if feature_set is None:
         with dist.main_first():  # rank 0 tiles first; the others then find every slide done
             feature_set = extract_features(table, cfg, compute, ctx, progress=progress)
@@ -274,6 +275,7 @@ def _prepare(
         dict(feature_set.families),
         dict(feature_set.stats),
         feature_set.cohort_key(),
+        {m: feature_set.feature_names(m) for m in feature_set.features},
     )
 
 
@@ -282,10 +284,13 @@ def _present_images(table: pd.DataFrame) -> list[str]:
 
 
 def _factory(
-    cfg: RunConfig, in_dims: dict[str, int], compute: ComputePlan
+    cfg: RunConfig,
+    in_dims: dict[str, int],
+    compute: ComputePlan,
+    blocks: dict[str, list[tuple[str, int, int]]] | None = None,
 ) -> Callable[[ModelSpec], RadiopathModel]:
     """Heads on cached features, or (finetune) heads plus fresh backbones for every fold."""
-    return lambda spec: build_model(spec, cfg, in_dims, channels_last=compute.channels_last)
+    return lambda spec: build_model(spec, cfg, in_dims, blocks=blocks, channels_last=compute.channels_last)
 
 
 def _finetune_augment(cfg: RunConfig) -> Augment:
@@ -453,6 +458,8 @@ def _write_inputs(run_dir: Path, cfg: RunConfig, compute: ComputePlan, prepared:
         prepared.families,
         prepared.inputs.clinical_columns,
         "bf16" if compute.amp_dtype == torch.bfloat16 else "fp32",
+        prepared.inputs.blocks,
+        prepared.feature_names,
     )
     write_text(run_dir / layout.INPUTS, json.dumps(info.to_dict(), indent=1))
     _write_table(run_dir / layout.FLAGS, prepared.flags)
