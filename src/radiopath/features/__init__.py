@@ -9,11 +9,12 @@
 """
 
 from radiopath.features.cache import FeatureCache, default_cache_dir
-from radiopath.features.extract import extract_features, extract_stage, load_images, plan_groups
+from radiopath.features.extract import Backbones, extract_features, extract_stage, load_images, plan_groups
 from radiopath.features.preprocessing import Preprocessing, fit_preprocessing
 from radiopath.features.store import FeatureSet
 
 __all__ = [
+    "Backbones",
     "FeatureCache",
     "FeatureSet",
     "Preprocessing",
