@@ -4,7 +4,7 @@ ONNX graphs, and the web service with its page for clinicians.
 * :func:`export_bundle` — ``radiopath export RUN --out BUNDLE [--onnx]``;
 * :func:`load_bundle` → :class:`Bundle` (a :class:`radiopath.runs.Run` read from a bundle);
 * :func:`predict_manifest` — ``radiopath predict BUNDLE MANIFEST``, row by row;
-* :func:`create_app` — ``radiopath serve BUNDLE`` (FastAPI; imported lazily).
+* :func:`create_app` — ``radiopath serve BUNDLE`` (FastAPI, imported only when serving).
 """
 
 from __future__ import annotations

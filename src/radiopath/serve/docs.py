@@ -25,8 +25,11 @@ def default_intended_use() -> str:
     )
 
 
-def input_spec(cfg: RunConfig, info: dict[str, Any], preprocessing: dict[str, Any]) -> dict[str, Any]:
-    """Per modality the model was built with: the files it takes and what is done to them."""
+def input_spec(
+    cfg: RunConfig, info: dict[str, Any], preprocessing: dict[str, Any], cohort: Any = None
+) -> dict[str, Any]:
+    """Per modality the model was built with: the files it takes and what is done to them
+    (``cohort``: the run's cohort table, to say how the training views marked the nodule)."""
     out: dict[str, Any] = {}
     dims = info.get("in_dims", {})
     suffixes = sorted(IMAGE_SUFFIXES)
@@ -40,6 +43,7 @@ def input_spec(cfg: RunConfig, info: dict[str, Any], preprocessing: dict[str, An
             "crop_px": int(cfg.ultrasound.size),
             "nodule_region": "optional mask (us_k_mask) or box (us_k_box); else the scan area",
             "preprocessing": "scan area, burned-in marks removed, intensity normalised, square crop",
+            "region_in_training": _region_note(cohort),
         }
     if "cytology" in dims:
         t = cfg.cytology.tiling
@@ -172,3 +176,31 @@ def bundle_readme(meta: dict[str, Any]) -> str:
 def _ci(metric: dict[str, Any]) -> str:
     lo, hi = metric.get("ci_low"), metric.get("ci_high")
     return f"95% CI {lo:.3f}-{hi:.3f}" if lo is not None and hi is not None else "no CI"
+
+
+def _region_note(cohort: Any) -> str | None:
+    """How the development views marked the nodule: the page asks for the same."""
+    if cohort is None or "us_1" not in getattr(cohort, "columns", []):
+        return None
+    dev = cohort[cohort["cohort"] == "development"]
+    views = marked = 0
+    for view in ("us_1", "us_2"):
+        if view not in dev.columns:
+            continue
+        has = dev[view].notna() & (dev[view].astype(str) != "")
+        region = False
+        for col in (f"{view}_mask", f"{view}_box"):
+            if col in dev.columns:
+                region = region | (dev[col].notna() & (dev[col].astype(str) != ""))
+        views += int(has.sum())
+        marked += int((has & region).sum()) if not isinstance(region, bool) else 0
+    if not views:
+        return None
+    share = marked / views
+    if share >= 0.5:
+        return (
+            f"The model was trained on nodule crops ({100 * share:.0f}% of its views had a nodule box or "
+            "mask):"
+            " mark the nodule on each view."
+        )
+    return "The model was trained mostly on whole scan areas: a nodule box is optional."

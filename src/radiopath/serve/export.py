@@ -331,7 +331,7 @@ def _metadata(
         "onnx": onnx,
         "mode": r.info.mode,
         "precision": r.info.amp,
-        "inputs": input_spec(cfg, r.info.to_dict(), r.preprocessing.to_dict()),
+        "inputs": input_spec(cfg, r.info.to_dict(), r.preprocessing.to_dict(), r.cohort),
         "preprocessing": r.preprocessing.describe(),
         "network_data_format": network_data_format(cfg),
         "eval_metrics": metrics,
