@@ -193,5 +193,6 @@ def _failure(rec: pd.Series, exc: BaseException) -> RowFailure:
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return text if isinstance(exc, RadiopathError) else f"{type(exc).__name__}: {text}"[:300]
+    """The message on one line (a multi-line report's lines joined), at most 500 characters."""
+    text = " ".join(line.strip(" -") for line in str(exc).splitlines() if line.strip())
+    return (text if isinstance(exc, RadiopathError) else f"{type(exc).__name__}: {text}")[:500]
