@@ -45,7 +45,7 @@ from radiopath.errors import ImageReadError, RadiopathError
 from radiopath.serve.audit import AuditLog
 from radiopath.serve.bundle import Bundle, load_bundle
 from radiopath.serve.predict import predict_manifest
-from radiopath.serve.uploads import Upload, UploadError, private_folder, receive
+from radiopath.serve.uploads import Upload, UploadError, label, private_folder, receive
 
 log = logging.getLogger("radiopath.serve")
 STATIC = Path(__file__).parent / "static"
@@ -222,10 +222,15 @@ class Service:
             )
         if result.failures or not len(result.predictions):
             f = result.failures[0] if result.failures else None
-            text = _scrub(f.error, folder) if f else "no model could score these inputs"
-            raise ScoringError(
-                text, f.fix if f else "upload the ultrasound views or the cytology", f and f.column
+            if f is None:
+                raise ScoringError(
+                    "no model could score these inputs", "upload the ultrasound views or the cytology"
+                )
+            text = _scrub(f.error, upload)
+            fix = f.fix.replace(" or fix the path", "").replace(
+                "re-export the file", "export the image again"
             )
+            raise ScoringError(f"{label(f.column)}: {text}" if f.column else text, fix, f.column)
         results = []
         for rec in result.predictions.to_dict("records"):
             results.append(
@@ -452,9 +457,14 @@ def _finite(v: Any) -> float | None:
     return float(v) if v is not None and math.isfinite(float(v)) else None
 
 
-def _scrub(text: str, folder: Path) -> str:
-    """A message without the request's temporary path (names are ours: us_1.png, cytology.tif)."""
-    return text.replace(str(folder.resolve()) + "/", "").replace(str(folder) + "/", "")
+def _scrub(text: str, upload: Upload) -> str:
+    """A message without the request's temporary path, its files named as on the form."""
+    folder = upload.folder
+    text = text.replace(str(folder.resolve()) + "/", "").replace(str(folder) + "/", "")
+    for name, files in upload.files.items():
+        for f in files:
+            text = text.replace(f"({f.path.name})", "").replace(f.path.name, label(name))
+    return " ".join(text.split())
 
 
 def _short(hashes: dict[str, list[str]]) -> str:

@@ -207,7 +207,7 @@ class _Parts:
             if limit and self._size > limit:
                 return self._fail(
                     UploadError(
-                        f"{_label(self._name)} is larger than {limit / 2**20:.0f} MB",
+                        f"{label(self._name)} is larger than {limit / 2**20:.0f} MB",
                         "upload a smaller export of the image",
                         413,
                         self._name,
@@ -237,16 +237,14 @@ class _Parts:
         if self._size == 0:
             self._path.unlink()
             return self._fail(
-                UploadError(
-                    f"{_label(self._name)} is an empty file", "choose the file again", 400, self._name
-                )
+                UploadError(f"{label(self._name)} is an empty file", "choose the file again", 400, self._name)
             )
         try:
             fmt = sniff_format(self._path)
         except ImageReadError:
             return self._fail(
                 UploadError(
-                    f"{_label(self._name)} is not an image of an accepted type",
+                    f"{label(self._name)} is not an image of an accepted type",
                     "upload PNG, JPEG, TIFF or DICOM (a cytology slide: SVS, NDPI or tiled TIFF)",
                     415,
                     self._name,
@@ -284,12 +282,15 @@ def _target(folder: Path, name: str, index: int) -> Path:
     return folder / f"{name}.upload"
 
 
-def _label(name: str) -> str:
+def label(name: str) -> str:
+    """The form field as the page names it (for messages)."""
     labels = {
         "us_1": "ultrasound view 1",
         "us_2": "ultrasound view 2",
         "us_1_mask": "the nodule mask of view 1",
         "us_2_mask": "the nodule mask of view 2",
+        "us_1_box": "the nodule box of view 1",
+        "us_2_box": "the nodule box of view 2",
         "cytology": "the cytology file",
     }
     return labels.get(name, name)
