@@ -81,7 +81,7 @@ def time_patient(
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--root", type=Path, default=Path("bench-serve"))
-    ap.add_argument("--patients", type=int, default=12)
+    ap.add_argument("--patients", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--bf16", action="store_true", help="also time torch bf16 where it is emulated")
     args = ap.parse_args()
