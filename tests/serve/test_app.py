@@ -149,3 +149,42 @@ def test_openapi_documents_the_predict_route(client: TestClient) -> None:
     form = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert {"us_1", "us_2", "cytology", "cytology_mpp"} <= set(form["properties"])
     assert client.get("/docs").status_code == 200 and "radiopath" in client.get("/").text
+
+
+def _dicom(png: Path, out: Path) -> bytes:
+    """The PNG's pixels as an RGB ultrasound DICOM (no regions: the scan area comes from the pixels)."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    from radiopath.io.images import read_image
+
+    image = read_image(png)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.6.1"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.PatientName = "US", "SMITH^JOHN"
+    ds.Rows, ds.Columns = image.shape[:2]
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PixelData = np.ascontiguousarray(image).tobytes()
+    ds.save_as(out, enforce_file_format=True)
+    return out.read_bytes()
+
+
+def test_a_dicom_view_scores_as_the_png_of_its_pixels(study, client: TestClient, tmp_path: Path) -> None:
+    row = new_patients(study, tmp_path, n=1).iloc[0]
+    png = [("us_1", ("v.png", Path(row["us_1"]).read_bytes(), "image/png"))]
+    dcm = [("us_1", ("v.dcm", _dicom(Path(row["us_1"]), tmp_path / "v.dcm"), "application/dicom"))]
+    box = {"us_1_box": row["us_1_box"]}
+    a = client.post("/predict", files=png, data=box).json()
+    b = client.post("/predict", files=dcm, data=box).json()
+    assert b["inputs"]["us_1"][0]["format"] == "DICOM"
+    assert [r["model"] for r in b["results"]] == ["fusion_concat", "ultrasound"]
+    for ra, rb in zip(a["results"], b["results"], strict=True):
+        assert abs(ra["prob"] - rb["prob"]) < 1e-9
+    assert b["results"][0]["missing_modality"]  # no cytology: flagged
+    assert "SMITH" not in json.dumps(b)

@@ -118,3 +118,17 @@ def test_onnx_runtime_is_fp32_only(study) -> None:
 
     with pytest.raises(BundleError, match="fp32"):
         load_bundle(study.bundle, runtime="onnx").compute(precision="bf16")
+
+
+def test_one_patient_without_a_slide_gets_a_flagged_fused_prediction(study, tmp_path: Path) -> None:
+    """Regression: a table in which nobody had a slide made no cytology arrays, and the fusion
+    model failed with KeyError 'cytology' instead of scoring the patient as missing it."""
+    rows = new_patients(study, tmp_path, n=1)
+    rows.loc[0, "cytology"] = None
+    rows.to_csv(tmp_path / "one.csv", index=False)
+    result = predict_manifest(load_bundle(study.bundle), tmp_path / "one.csv", cache_dir=study.cache)
+    assert not result.failures
+    pred = result.predictions.set_index("model")
+    assert list(pred.index) == ["fusion_concat", "ultrasound"]
+    assert pred.loc["fusion_concat", "missing_modality"] and pred.loc["fusion_concat", "modalities"] == "us"
+    assert 0 < pred.loc["fusion_concat", "prob"] < 1

@@ -38,7 +38,7 @@ from radiopath.errors import ConfigError
 from radiopath.features.cache import default_cache_dir
 from radiopath.features.extract import Backbones, extract_features, load_images
 from radiopath.features.preprocessing import Preprocessing
-from radiopath.modalities import StageContext
+from radiopath.modalities import MODALITIES, ImageModality, StageContext
 from radiopath.models import checkpoint as ckpt_io
 from radiopath.models.factory import build_model
 from radiopath.models.inference import ensemble_proba, modality_presence, usable_patients
@@ -271,6 +271,7 @@ class Run:
                 backbones=self.backbones(compute),
             )
             inputs = fs.inputs(table)
+        _fill_absent(inputs, self.info, self.config)
         if "clinical" in inputs.arrays and inputs.clinical_columns != self.info.clinical_columns:
             raise ConfigError(
                 f"clinical columns {inputs.clinical_columns} differ from the run's "
@@ -350,6 +351,23 @@ def load_run(folder: str | Path) -> Run:
         ConfigError: not a run folder, or an unfinished or damaged one (names the file).
     """
     return Run(folder)
+
+
+def _fill_absent(inputs: PatientInputs, info: InputsInfo, cfg: RunConfig) -> None:
+    """Give every image modality the run was trained on an array, all absent when no patient of
+    the table has it (one new patient without a slide), so fusion models still score them."""
+    n = len(inputs)
+    for key, dim in info.in_dims.items():
+        modality = MODALITIES.get(key)
+        if not isinstance(modality, ImageModality) or key in inputs.arrays:
+            continue
+        k = modality.max_instances(cfg)
+        if info.mode == "finetune":
+            size = modality.input_size(cfg)
+            inputs.arrays[key] = np.zeros((n, k, size, size, 3), np.uint8)
+        else:
+            inputs.arrays[key] = np.zeros((n, k, dim), np.float32)
+        inputs.arrays[f"{key}_mask"] = np.zeros((n, k), bool)
 
 
 def _table_of(source: str | Path | Cohort | pd.DataFrame) -> pd.DataFrame:

@@ -17,6 +17,16 @@ async function loadInfo() {
   const warnings = [...(INFO.warnings || [])];
   if (!Object.keys(INFO.eval_metrics || {}).length && INFO.eval_metrics_note) warnings.push(INFO.eval_metrics_note);
   $("bundle-warnings").innerHTML = warnings.map((w) => `<div class="warning">${esc(w)}</div>`).join("");
+  const perf = (INFO.eval_metrics || {})[primary.name] || {};
+  const f3 = (m) => (m && m.value !== null && m.value !== undefined ? m.value.toFixed(2) : "–");
+  const ci = (m) => (m && m.ci_low !== null && m.ci_low !== undefined ? ` (${m.ci_low.toFixed(2)}–${m.ci_high.toFixed(2)})` : "");
+  const rows = Object.values(perf).map((c) => `<tr><td>${esc(c.label)}</td><td>${c.n} (${c.n_pos} with LNM)</td>` +
+    `<td>${f3(c.auc)}${ci(c.auc)}</td><td>${f3(c.sensitivity)}</td><td>${f3(c.specificity)}</td></tr>`).join("");
+  $("validation").innerHTML = rows
+    ? `<h3>How ${esc(primary.label)} performed in the study</h3><table id="metrics"><tr><th>cohort</th><th>patients</th>` +
+      `<th>AUC (95% CI)</th><th>sensitivity</th><th>specificity</th></tr>${rows}</table>` +
+      `<p class="hint">Sensitivity and specificity at the frozen threshold of ${pct(primary.threshold)}.</p>`
+    : `<p class="hint">${esc(INFO.eval_metrics_note || "No validation metrics were bundled.")}</p>`;
   const inputs = INFO.inputs || {};
   if (!inputs.ultrasound) $("us-fields").hidden = true;
   else if (inputs.ultrasound.region_in_training) $("region-hint").textContent = inputs.ultrasound.region_in_training;
