@@ -497,6 +497,120 @@ def report(
 
 @app.command()
 @_friendly
+def export(
+    run: Annotated[Path, typer.Argument(help="A finished run folder (radiopath train --out).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Bundle folder to create.")],
+    onnx: Annotated[
+        bool, typer.Option(help="Also write ONNX graphs: each backbone once, each fold's head.")
+    ] = False,
+    version: Annotated[
+        str, typer.Option(help="The bundle's own version (semantic versioning; bump it on re-export).")
+    ] = "1.0.0",
+    intended_use: Annotated[
+        Path | None, typer.Option(help="Text file with the intended-use statement (default: a generic one).")
+    ] = None,
+    authors: Annotated[
+        str, typer.Option(help="Who made the model (goes into metadata.json).")
+    ] = "not recorded",
+    overwrite: Annotated[bool, typer.Option(help="Replace OUT if it already holds files.")] = False,
+) -> None:
+    """Make a finished run a deployable bundle: fold weights, preprocessing, thresholds, metadata.json."""
+    from radiopath.serve import export_bundle
+
+    text = intended_use.read_text(encoding="utf-8").strip() if intended_use else None
+    result = export_bundle(
+        run, out, onnx=onnx, version=version, intended_use=text, authors=authors, overwrite=overwrite,
+        say=console.print,
+    )  # fmt: skip
+    for w in result.warnings:
+        console.print(f"[yellow]warning:[/] {w}", soft_wrap=True)
+    console.print(
+        f"[green]wrote[/] {result.bundle} ({result.files} files, {result.bytes / 1e6:.1f} MB; models "
+        f"{', '.join(result.models)}; fingerprint {result.fingerprint[:16]}); next: radiopath serve {out}",
+        soft_wrap=True,
+    )
+
+
+@app.command()
+@_friendly
+def predict(
+    bundle: Annotated[Path, typer.Argument(help="A model bundle (radiopath export --out).")],
+    manifest: Annotated[Path, typer.Argument(help="Manifest of the patients to score (lnm may be empty).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Predictions file (.csv or .parquet).")],
+    runtime: Annotated[
+        str, typer.Option(help="torch | onnx (needs a bundle exported with --onnx).")
+    ] = "torch",
+    precision: Annotated[
+        str, typer.Option(help="auto (the run's own precision) | fp32 | bf16 for the backbones.")
+    ] = "auto",
+    device: DeviceOpt = None,
+    models: Annotated[
+        str | None, typer.Option(help="Comma list of models (default: all, the primary model first).")
+    ] = None,
+    mpp_table: MppOpt = None,
+    cache_dir: CacheOpt = None,
+    strict: Annotated[bool, typer.Option(help="Exit 2 when any row could not be scored.")] = False,
+) -> None:
+    """Score new patients with a bundle: one row per patient and model (prob, decision, fold spread);
+    bad rows are reported (OUT.failed.csv) and the others still scored."""
+    from radiopath.serve import load_bundle
+    from radiopath.serve.predict import predict_manifest, write_predictions
+
+    b = load_bundle(bundle, runtime=runtime)
+    for w in b.warnings:
+        console.print(f"[yellow]warning:[/] {w}", soft_wrap=True)
+    result = predict_manifest(
+        b, manifest, models=models.split(",") if models else None, device=device, precision=precision,
+        cache_dir=cache_dir, mpp_table=mpp_table, say=console.print,
+    )  # fmt: skip
+    for f in result.failures:
+        console.print(f"[red]failed[/] {f}", highlight=False, soft_wrap=True)
+    if not result.scored:
+        console.print(
+            f"[bold red]error:[/] none of the {result.rows} row(s) could be scored; nothing written"
+        )
+        raise typer.Exit(code=2)
+    failed = write_predictions(result, out)
+    flagged = int(result.predictions["missing_modality"].sum())
+    console.print(
+        f"[green]wrote[/] {out}: {result.scored} of {result.rows} patient(s) scored"
+        + (f", {flagged} prediction(s) flagged missing_modality" if flagged else "")
+        + (f"; {len(result.failures)} row(s) failed, listed in {failed}" if failed else ""),
+        soft_wrap=True,
+    )
+    if strict and result.failures:
+        raise typer.Exit(code=2)
+
+
+@app.command()
+@_friendly
+def serve(
+    bundle: Annotated[Path, typer.Argument(help="A model bundle (radiopath export --out).")],
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (localhost only by default).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    runtime: Annotated[str, typer.Option(help="torch | onnx.")] = "torch",
+    precision: Annotated[str, typer.Option(help="auto (the run's own) | fp32 | bf16.")] = "auto",
+    device: DeviceOpt = None,
+    audit_log: Annotated[
+        Path | None, typer.Option(help="Audit log (JSON lines; default ./radiopath-audit.jsonl).")
+    ] = None,
+    max_upload_mb: Annotated[
+        int, typer.Option(help="Largest upload accepted, in MB (all files together).")
+    ] = 2048,
+) -> None:
+    """Serve a bundle: a web page for clinicians at / and a JSON API (/predict, docs at /docs)."""
+    from radiopath.serve.app import run_server
+
+    run_server(
+        bundle, host=host, port=port, runtime=runtime, precision=precision, device=device,
+        audit_log=audit_log, max_upload_mb=max_upload_mb, say=console.print,
+    )  # fmt: skip
+
+
+@app.command()
+@_friendly
 def demo(
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Folder for the demo's cohort and results.")

@@ -20,6 +20,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
+    "Backbones": "radiopath.features.extract",
     "FeatureCache": "radiopath.features.cache",
     "default_cache_dir": "radiopath.features.cache",
     "extract_features": "radiopath.features.extract",

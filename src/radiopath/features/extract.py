@@ -80,18 +80,63 @@ def plan_groups(
     return plan
 
 
-def family_key(modality: ImageModality, cfg: RunConfig, compute: ComputePlan) -> str:
-    """The cache namespace of a modality's deep features under ``cfg`` on ``compute``."""
+def family_key(
+    modality: ImageModality, cfg: RunConfig, compute: ComputePlan, weights: str | None = None
+) -> str:
+    """The cache namespace of a modality's deep features under ``cfg`` on ``compute``
+    (``weights``: the backbone's weights when not ``cfg.model.weights``)."""
     return digest(
         extractor_key(
             modality.backbone(cfg),
-            cfg.model.weights,
+            weights or cfg.model.weights,
             modality.input_size(cfg),
             compute,
             cfg.train.extract_batch_size,
         ),
         preprocessing_code_version(),
     )[:24]
+
+
+class Backbones:
+    """The frozen backbones of an extraction, built on first use and then kept.
+
+    By default every backbone gets ``cfg.model.weights`` (what ``extract`` and ``train`` do). A
+    deployed model passes its own instance: each backbone's weights from its bundled file
+    (``weights``), kept across requests by a server, or another runtime (ONNX, see
+    :mod:`radiopath.serve.onnx`) whose features get a cache namespace of their own.
+    """
+
+    #: part of the cache namespace when not ``torch``
+    runtime = "torch"
+
+    def __init__(
+        self, cfg: RunConfig, compute: ComputePlan, weights: Mapping[str, str] | None = None
+    ) -> None:
+        self.cfg = cfg
+        self.compute = compute
+        self.weights = dict(weights or {})
+        self._built: dict[str, FeatureExtractor] = {}
+
+    def weights_of(self, backbone: str) -> str:
+        """The weights choice (``none``, ``imagenet`` or a file) of ``backbone``."""
+        return self.weights.get(backbone, self.cfg.model.weights)
+
+    def family(self, modality: ImageModality) -> str:
+        """The cache namespace of ``modality``'s features from these backbones."""
+        key = family_key(modality, self.cfg, self.compute, self.weights_of(modality.backbone(self.cfg)))
+        return key if self.runtime == "torch" else digest(key, self.runtime)[:24]
+
+    def get(self, backbone: str) -> FeatureExtractor:
+        """The extractor of ``backbone`` (built once)."""
+        if backbone not in self._built:
+            self._built[backbone] = self.build(backbone)
+        return self._built[backbone]
+
+    def build(self, backbone: str) -> FeatureExtractor:
+        t = self.cfg.train
+        return make_extractor(
+            backbone, self.weights_of(backbone), self.compute, t.extract_batch_size, t.compile
+        )
 
 
 def extract_features(
@@ -102,15 +147,17 @@ def extract_features(
     *,
     preprocessing: Preprocessing | None = None,
     progress: Progress | None = None,
+    backbones: Backbones | None = None,
 ) -> FeatureSet:
     """Features of every view and tile of ``table`` (see the module docstring).
 
     Args:
         table: a validated cohort table (``Cohort.table``).
         preprocessing: a fitted state to apply; None fits it on the development rows.
+        backbones: the extractors to use (default: :class:`Backbones` of ``cfg`` on ``compute``).
     """
     plan = plan_groups(table, cfg, ctx, preprocessing)
-    extractors: dict[str, FeatureExtractor] = {}
+    backbones = backbones or Backbones(cfg, compute)
     features: dict[str, np.ndarray] = {}
     families: dict[str, dict[str, str]] = {}
     blocks: dict[str, list[Block]] = {}
@@ -122,18 +169,13 @@ def extract_features(
         assert isinstance(modality, ImageModality)
 
         def extractor(modality: ImageModality = modality) -> FeatureExtractor:
-            name = modality.backbone(cfg)
-            if name not in extractors:
-                extractors[name] = make_extractor(
-                    name, cfg.model.weights, compute, cfg.train.extract_batch_size, cfg.train.compile
-                )
-            return extractors[name]
+            return backbones.get(modality.backbone(cfg))
 
         per_family: list[list[tuple[np.ndarray, Notes]]] = []
         families[key], blocks[key] = {}, []
         computed = 0
         for family in families_for(key, cfg.model.feature_set_of(key)):
-            fkey = family_keys(modality, cfg, compute)[family.name]
+            fkey = family_keys(modality, cfg, compute, backbones)[family.name]
             cache = FeatureCache(ctx.cache_root, fkey)
             label = f"{modality.label} {family.name} features"
             if isinstance(family, HandcraftedFamily):
@@ -163,14 +205,17 @@ def extract_features(
     return FeatureSet(cfg, plan.preprocessing, index, features, families, sources, stats, blocks)
 
 
-def family_keys(modality: ImageModality, cfg: RunConfig, compute: ComputePlan) -> dict[str, str]:
-    """Cache namespace of each family ``cfg`` uses for ``modality`` (the preprocessing code included)."""
+def family_keys(
+    modality: ImageModality, cfg: RunConfig, compute: ComputePlan, backbones: Backbones | None = None
+) -> dict[str, str]:
+    """Cache namespace of each family ``cfg`` uses for ``modality`` (the preprocessing code
+    included; the deep family's from ``backbones``, by default ``cfg``'s own)."""
     out = {}
     for family in families_for(modality.key, cfg.model.feature_set_of(modality.key)):
         if isinstance(family, HandcraftedFamily):
             out[family.name] = digest(family.key(cfg), preprocessing_code_version())[:24]
         else:
-            out[family.name] = family_key(modality, cfg, compute)
+            out[family.name] = (backbones or Backbones(cfg, compute)).family(modality)
     return out
 
 
