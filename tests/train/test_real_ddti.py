@@ -71,7 +71,8 @@ def _pixel_baseline(manifest: Path, folds: pd.DataFrame) -> np.ndarray:
     """Out-of-fold probabilities of the README's pixel baseline on the run's own folds: an L2
     logistic regression on each case's mean 32x32 thumbnail and 32-bin histogram."""
     import cv2
-    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -92,8 +93,9 @@ def _pixel_baseline(manifest: Path, folds: pd.DataFrame) -> np.ndarray:
     prob = np.zeros(len(y))
     for k in np.unique(fold):
         tr, te = fold != k, fold == k
-        model = make_pipeline(
-            StandardScaler(), LogisticRegressionCV(Cs=[0.001, 0.01, 0.1, 1.0], cv=4, max_iter=5000)
+        pipe = make_pipeline(StandardScaler(), LogisticRegression(solver="liblinear", max_iter=5000))
+        model = GridSearchCV(
+            pipe, {"logisticregression__C": [0.001, 0.01, 0.1, 1.0]}, scoring="roc_auc", cv=4
         )
         prob[te] = model.fit(x[tr], y[tr]).predict_proba(x[te])[:, 1]
     return prob
