@@ -33,6 +33,7 @@ from radiopath.evaluate.predictions import load_predictions
 from radiopath.evaluate.results import Evaluation, format_ci, load_evaluation
 from radiopath.evaluate.runinfo import flatten, read_config, read_provenance
 from radiopath.io.atomic import atomic_dir, write_text
+from radiopath.report import features as FT
 from radiopath.report import sections as S
 from radiopath.report.methods import REFERENCES, TRIPOD_AI, TRIPOD_AUTHORS_ONLY, methods_paragraphs
 from radiopath.run_config import resolve_primary
@@ -465,6 +466,8 @@ def render_report(run: Path, ev: Evaluation, df: pd.DataFrame, figures: list[Fig
         "nested": S.threshold_section(ev),
         "threshold_note": S.threshold_note(ev),
         "conformal": S.conformal_section(ev),
+        "feature_sets": FT.feature_sets(run),
+        "signatures": FT.signatures(run),
         "recal": S.recalibration_section(ev),
     }
     return env.get_template("report.html.j2").render(**context)
