@@ -176,6 +176,25 @@ def _feature_set(value: str | None) -> Any:
     return {k.strip(): v.strip() for k, v in pairs}
 
 
+def _extraction_flags(
+    backbone: str | None,
+    weights: str | None,
+    feature_set: str | None,
+    device: str | None,
+    precision: str | None,
+    cache_dir: Path | None,
+) -> dict[str, Any]:
+    """The flags ``extract`` and ``train`` share, as dotted RunConfig keys (None: not typed)."""
+    return {
+        "model.backbone": backbone,
+        "model.weights": weights,
+        "model.feature_set": _feature_set(feature_set),
+        "train.device": device,
+        "train.precision": precision,
+        "cache_dir": str(cache_dir) if cache_dir else None,
+    }
+
+
 def _run_config(config: Path | None, fast: bool, flags: dict[str, Any]) -> Any:
     """Defaults (or the fast profile) ← the YAML file ← the flags the user typed."""
     from radiopath.config import merge_options
@@ -354,14 +373,7 @@ def extract(
     from radiopath.progress import feature_bars
     from radiopath.stages import extract_cohort
 
-    flags = {
-        "model.backbone": backbone,
-        "model.weights": weights,
-        "model.feature_set": _feature_set(feature_set),
-        "train.device": device,
-        "train.precision": precision,
-        "cache_dir": str(cache_dir) if cache_dir else None,
-    }
+    flags = _extraction_flags(backbone, weights, feature_set, device, precision, cache_dir)
     cfg = _run_config(config, fast, flags)
     with feature_bars(console) as progress:
         fs = extract_cohort(
@@ -413,18 +425,13 @@ def train(
     from radiopath.train.run import train_run
 
     flags = {
-        "model.backbone": backbone,
-        "model.weights": weights,
+        **_extraction_flags(backbone, weights, feature_set, device, precision, cache_dir),
         "train.mode": mode,
         "model.models": models.split(",") if models else None,
-        "model.feature_set": _feature_set(feature_set),
         "protocol.primary_model": primary,
         "train.epochs": epochs,
         "protocol.n_folds": folds,
         "protocol.seed": seed,
-        "train.device": device,
-        "train.precision": precision,
-        "cache_dir": str(cache_dir) if cache_dir else None,
     }
     typed = config is not None or fast or any(v is not None for v in flags.values())
     cfg = _run_config(config, fast, flags) if (typed or not resume) else None

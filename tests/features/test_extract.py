@@ -16,19 +16,13 @@ from radiopath.features.preprocessing import development_rows, fit_preprocessing
 from radiopath.modalities import MODALITIES, StageContext
 from radiopath.run_config import RunConfig
 from radiopath.synth import SynthResult
+from runconfigs import extraction_config
 
 CPU = plan("cpu", "fp32")
 
 
 def tiny_config(cache: Path) -> RunConfig:
-    cfg = RunConfig()
-    cfg.model.backbone = "resnet18"
-    cfg.model.weights = "none"
-    cfg.ultrasound.size = 32
-    cfg.cytology.input_size = 32
-    cfg.cytology.tiling.top_k = 3
-    cfg.cache_dir = str(cache)
-    return cfg
+    return extraction_config(cache)
 
 
 @pytest.fixture(scope="module")

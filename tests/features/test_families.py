@@ -17,20 +17,13 @@ from radiopath.modalities import StageContext
 from radiopath.models.model import RadiopathModel
 from radiopath.run_config import ModelSpec, RunConfig
 from radiopath.synth import SynthResult
+from runconfigs import extraction_config
 
 CPU = plan("cpu", "fp32")
 
 
 def _cfg(cache: Path, feature_set: object) -> RunConfig:
-    cfg = RunConfig()
-    cfg.model.backbone = "resnet18"
-    cfg.model.weights = "none"
-    cfg.ultrasound.size = 32
-    cfg.cytology.input_size = 32
-    cfg.cytology.tiling.top_k = 3
-    cfg.model.feature_set = feature_set  # type: ignore[assignment]
-    cfg.cache_dir = str(cache)
-    return cfg
+    return extraction_config(cache, feature_set)
 
 
 def test_feature_sets_name_the_families_they_mean() -> None:

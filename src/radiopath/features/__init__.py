@@ -16,8 +16,7 @@ The names below are imported on first use, so ``radiopath.features.radiomics`` o
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from radiopath.lazy import lazy_exports
 
 _EXPORTS = {
     "Backbones": "radiopath.features.extract",
@@ -34,8 +33,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'radiopath.features' has no attribute {name!r}")
+__getattr__ = lazy_exports("radiopath.features", _EXPORTS)

@@ -263,14 +263,7 @@ def _measure_groups(
         if progress:
             progress(label, n, len(mine))
     dist.barrier()
-    out = []
-    for g in groups:
-        entry = cache.get(g.key)
-        if entry is None:  # unreadable entry: measure again in place
-            entry = measure_group((family.name, cfg, g.details))
-            cache.put(g.key, *entry)
-        out.append(entry)
-    return out
+    return _read_back(groups, cache, lambda g: measure_group((family.name, cfg, g.details)))
 
 
 def load_images(
@@ -349,13 +342,23 @@ def _extract_groups(
             if progress:
                 progress(label, done, len(mine))
     dist.barrier()
+    return _read_back(
+        groups, cache, lambda g: (extractor()(modality.network_input(g.load(), cfg)), _notes(g))
+    )
+
+
+def _read_back(
+    groups: Sequence[InstanceGroup],
+    cache: FeatureCache,
+    compute_one: Callable[[InstanceGroup], tuple[np.ndarray, Notes]],
+) -> list[tuple[np.ndarray, Notes]]:
+    """Every group's entry from the cache; an unreadable one is computed again in place."""
     out = []
     for g in groups:
         entry = cache.get(g.key)
-        if entry is None:  # unreadable entry: recompute in place
-            value = extractor()(modality.network_input(g.load(), cfg))
-            cache.put(g.key, value, _notes(g))
-            entry = (value, _notes(g))
+        if entry is None:
+            entry = compute_one(g)
+            cache.put(g.key, *entry)
         out.append(entry)
     return out
 

@@ -6,8 +6,7 @@ The names below are imported on first use, so ``radiopath.models.signature`` imp
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from radiopath.lazy import lazy_exports
 
 _EXPORTS = {
     "BACKBONES": "radiopath.models.backbones",
@@ -21,8 +20,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'radiopath.models' has no attribute {name!r}")
+__getattr__ = lazy_exports("radiopath.models", _EXPORTS)
