@@ -63,11 +63,11 @@ def test_second_extraction_is_all_cache_and_a_damaged_entry_heals(
     for key in first.features:
         np.testing.assert_array_equal(first.features[key], again.features[key])
     victim = first.index[first.index["modality"] == "us"]["group"].iloc[0]
-    entry = FeatureCache(cache, first.families["us"]).path(victim)
+    entry = FeatureCache(cache, first.families["us"]["deep"]).path(victim)
     entry.write_bytes(b"torn write")
     healed = extract_features(cohort.table, cfg, CPU, StageContext(cache))
     np.testing.assert_array_equal(healed.features["us"], first.features["us"])
-    assert FeatureCache(cache, first.families["us"]).get(victim) is not None
+    assert FeatureCache(cache, first.families["us"]["deep"]).get(victim) is not None
 
 
 def test_the_features_folder_round_trips_and_is_never_written_over_other_files(
