@@ -119,5 +119,7 @@ def test_an_unexpected_failure_prints_a_short_message_and_a_log_not_a_traceback(
 def test_an_error_message_with_brackets_is_printed_as_text(tmp_path: Path) -> None:
     """Regression: an error naming `[/]` (a patient id, a path) crashed rich's markup parser."""
     bad = tmp_path / "weird[/]name"
-    result = CliRunner().invoke(app, ["train", str(bad / "m.csv"), "--out", str(tmp_path / "r")])
+    result = CliRunner().invoke(
+        app, ["train", str(bad / "m.csv"), "--out", str(tmp_path / "r"), "--weights", "none"]
+    )
     assert result.exit_code == 2 and "[/]" in result.output and "Traceback" not in result.output
