@@ -25,3 +25,16 @@ def tiny(cache: Path, **train: object) -> RunConfig:
     for k, v in train.items():
         setattr(cfg.train, k, v)
     return cfg
+
+
+def extraction_config(cache: Path, feature_set: object = "deep") -> RunConfig:
+    """Extraction in seconds: ResNet-18 with random weights on 32-px inputs, 3 tiles per slide."""
+    cfg = RunConfig()
+    cfg.model.backbone = "resnet18"
+    cfg.model.weights = "none"
+    cfg.ultrasound.size = 32
+    cfg.cytology.input_size = 32
+    cfg.cytology.tiling.top_k = 3
+    cfg.model.feature_set = feature_set  # type: ignore[assignment]
+    cfg.cache_dir = str(cache)
+    return cfg

@@ -96,3 +96,30 @@ def test_demo_runs_end_to_end_and_says_what_it_made(tmp_path: Path) -> None:
         assert (out / made).exists(), made
     rerun = runner.invoke(app, args)
     assert rerun.exit_code == 0 and "reusing" in rerun.output and "done earlier" in rerun.output
+
+
+def test_an_unexpected_failure_prints_a_short_message_and_a_log_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import radiopath.report as report_pkg
+
+    def boom(*_a: object, **_k: object) -> None:
+        raise ZeroDivisionError("a bug in radiopath")
+
+    monkeypatch.setattr(report_pkg, "write_report", boom)
+    monkeypatch.setenv("RADIOPATH_LOG_DIR", str(tmp_path / "logs"))
+    result = CliRunner().invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output and "failed unexpectedly" in result.output
+    logs = list((tmp_path / "logs").glob("radiopath-report-*.log"))
+    assert len(logs) == 1 and "ZeroDivisionError: a bug in radiopath" in logs[0].read_text()
+    assert str(logs[0]) in result.output.replace("\n", "")
+
+
+def test_an_error_message_with_brackets_is_printed_as_text(tmp_path: Path) -> None:
+    """Regression: an error naming `[/]` (a patient id, a path) crashed rich's markup parser."""
+    bad = tmp_path / "weird[/]name"
+    result = CliRunner().invoke(
+        app, ["train", str(bad / "m.csv"), "--out", str(tmp_path / "r"), "--weights", "none"]
+    )
+    assert result.exit_code == 2 and "[/]" in result.output and "Traceback" not in result.output

@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 
+from radiopath.display import make_console
 from radiopath.errors import RadiopathError
 
 app = typer.Typer(
@@ -34,8 +35,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+console = make_console()  # full width, no colour codes when the output is a log file
+err_console = make_console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -62,7 +63,7 @@ def _friendly(fn: F) -> F:
         except (typer.Exit, typer.Abort, typer.BadParameter):
             raise
         except RadiopathError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=exc.exit_code) from None
         except KeyboardInterrupt:
             err_console.print(
@@ -73,8 +74,8 @@ def _friendly(fn: F) -> F:
             if exc.errno in _USER_ERRNOS:
                 where = f"{exc.filename}: " if exc.filename else ""
                 err_console.print(
-                    f"[bold red]error:[/] {where}{exc.strerror}; check that the path exists, is writable and "
-                    "that the disk has space",
+                    f"[bold red]error:[/] {escape(where)}{exc.strerror}; check that the path exists, is "
+                    "writable and that the disk has space",
                     highlight=False,
                     soft_wrap=True,
                 )
@@ -89,8 +90,8 @@ def _friendly(fn: F) -> F:
 def _crash(verb: str, exc: BaseException) -> None:
     log = _write_crash_log(verb, exc)
     err_console.print(
-        f"[bold red]radiopath {verb} failed unexpectedly:[/] {type(exc).__name__}: {str(exc)[:300]}\n"
-        f"the full log is in {log}; please include it when you report this",
+        f"[bold red]radiopath {verb} failed unexpectedly:[/] {type(exc).__name__}: {escape(str(exc)[:300])}\n"
+        f"the full log is in {escape(str(log))}; please include it when you report this",
         highlight=False,
         soft_wrap=True,
     )
@@ -157,6 +158,41 @@ DeviceOpt = Annotated[str | None, typer.Option(help="auto | cpu | cuda (default 
 PrecisionOpt = Annotated[
     str | None, typer.Option(help="auto | fp32 | bf16 for the backbones (default auto).")
 ]
+FeatureSetOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="deep | handcrafted | hybrid, or per modality: ultrasound=handcrafted,cytology=hybrid."
+    ),
+]
+
+
+def _feature_set(value: str | None) -> Any:
+    """``hybrid`` → "hybrid"; ``ultrasound=handcrafted,cytology=hybrid`` → a mapping."""
+    if value is None or "=" not in value:
+        return value
+    pairs = [p.split("=", 1) for p in value.split(",") if p.strip()]
+    if any(len(p) != 2 for p in pairs):
+        raise typer.BadParameter(f"--feature-set takes NAME or MODALITY=NAME,…; got {value!r}")
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def _extraction_flags(
+    backbone: str | None,
+    weights: str | None,
+    feature_set: str | None,
+    device: str | None,
+    precision: str | None,
+    cache_dir: Path | None,
+) -> dict[str, Any]:
+    """The flags ``extract`` and ``train`` share, as dotted RunConfig keys (None: not typed)."""
+    return {
+        "model.backbone": backbone,
+        "model.weights": weights,
+        "model.feature_set": _feature_set(feature_set),
+        "train.device": device,
+        "train.precision": precision,
+        "cache_dir": str(cache_dir) if cache_dir else None,
+    }
 
 
 def _run_config(config: Path | None, fast: bool, flags: dict[str, Any]) -> Any:
@@ -293,7 +329,9 @@ def tile(
     from radiopath.slides import TilingConfig, tile_cohort
 
     flags = {"target_mpp": target_mpp, "tile_size": tile_size, "top_k": top_k}
-    cfg = merge_options(TilingConfig, config, flags, section="cytology.tiling")
+    from radiopath.run_config import RunConfig
+
+    cfg = merge_options(TilingConfig, config, flags, section="cytology.tiling", outer=RunConfig)
     status: dict[str, int] = {}
 
     def report(i: int, total: int, pid: str, summary: dict[str, Any]) -> None:
@@ -328,19 +366,14 @@ def extract(
     weights: WeightsOpt = None,
     device: DeviceOpt = None,
     precision: PrecisionOpt = None,
+    feature_set: FeatureSetOpt = None,
     cache_dir: CacheOpt = None,
 ) -> None:
     """Fit the preprocessing on the development cohort, extract every view's and tile's features → FEATS."""
     from radiopath.progress import feature_bars
     from radiopath.stages import extract_cohort
 
-    flags = {
-        "model.backbone": backbone,
-        "model.weights": weights,
-        "train.device": device,
-        "train.precision": precision,
-        "cache_dir": str(cache_dir) if cache_dir else None,
-    }
+    flags = _extraction_flags(backbone, weights, feature_set, device, precision, cache_dir)
     cfg = _run_config(config, fast, flags)
     with feature_bars(console) as progress:
         fs = extract_cohort(
@@ -384,6 +417,7 @@ def train(
     seed: Annotated[int | None, typer.Option(help="Seed for folds, initialisation and shuffles.")] = None,
     device: DeviceOpt = None,
     precision: PrecisionOpt = None,
+    feature_set: FeatureSetOpt = None,
     cache_dir: CacheOpt = None,
 ) -> None:
     """Run the study protocol (5-fold CV, frozen threshold, external ensemble) for every model."""
@@ -391,17 +425,13 @@ def train(
     from radiopath.train.run import train_run
 
     flags = {
-        "model.backbone": backbone,
-        "model.weights": weights,
+        **_extraction_flags(backbone, weights, feature_set, device, precision, cache_dir),
         "train.mode": mode,
         "model.models": models.split(",") if models else None,
         "protocol.primary_model": primary,
         "train.epochs": epochs,
         "protocol.n_folds": folds,
         "protocol.seed": seed,
-        "train.device": device,
-        "train.precision": precision,
-        "cache_dir": str(cache_dir) if cache_dir else None,
     }
     typed = config is not None or fast or any(v is not None for v in flags.values())
     cfg = _run_config(config, fast, flags) if (typed or not resume) else None
@@ -522,6 +552,120 @@ def explain(
                 f"randomised twin {r['mean'] if r else '–'}"
             )
     console.print(f"[green]wrote[/] {result.folder}; next: radiopath report {run}")
+
+
+@app.command()
+@_friendly
+def export(
+    run: Annotated[Path, typer.Argument(help="A finished run folder (radiopath train --out).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Bundle folder to create.")],
+    onnx: Annotated[
+        bool, typer.Option(help="Also write ONNX graphs: each backbone once, each fold's head.")
+    ] = False,
+    version: Annotated[
+        str, typer.Option(help="The bundle's own version (semantic versioning; bump it on re-export).")
+    ] = "1.0.0",
+    intended_use: Annotated[
+        Path | None, typer.Option(help="Text file with the intended-use statement (default: a generic one).")
+    ] = None,
+    authors: Annotated[
+        str, typer.Option(help="Who made the model (goes into metadata.json).")
+    ] = "not recorded",
+    overwrite: Annotated[bool, typer.Option(help="Replace OUT if it already holds files.")] = False,
+) -> None:
+    """Make a finished run a deployable bundle: fold weights, preprocessing, thresholds, metadata.json."""
+    from radiopath.serve import export_bundle
+
+    text = intended_use.read_text(encoding="utf-8").strip() if intended_use else None
+    result = export_bundle(
+        run, out, onnx=onnx, version=version, intended_use=text, authors=authors, overwrite=overwrite,
+        say=console.print,
+    )  # fmt: skip
+    for w in result.warnings:
+        console.print(f"[yellow]warning:[/] {w}", soft_wrap=True)
+    console.print(
+        f"[green]wrote[/] {result.bundle} ({result.files} files, {result.bytes / 1e6:.1f} MB; models "
+        f"{', '.join(result.models)}; fingerprint {result.fingerprint[:16]}); next: radiopath serve {out}",
+        soft_wrap=True,
+    )
+
+
+@app.command()
+@_friendly
+def predict(
+    bundle: Annotated[Path, typer.Argument(help="A model bundle (radiopath export --out).")],
+    manifest: Annotated[Path, typer.Argument(help="Manifest of the patients to score (lnm may be empty).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Predictions file (.csv or .parquet).")],
+    runtime: Annotated[
+        str, typer.Option(help="torch | onnx (needs a bundle exported with --onnx).")
+    ] = "torch",
+    precision: Annotated[
+        str, typer.Option(help="auto (the run's own precision) | fp32 | bf16 for the backbones.")
+    ] = "auto",
+    device: DeviceOpt = None,
+    models: Annotated[
+        str | None, typer.Option(help="Comma list of models (default: all, the primary model first).")
+    ] = None,
+    mpp_table: MppOpt = None,
+    cache_dir: CacheOpt = None,
+    strict: Annotated[bool, typer.Option(help="Exit 2 when any row could not be scored.")] = False,
+) -> None:
+    """Score new patients with a bundle: one row per patient and model (prob, decision, fold spread);
+    bad rows are reported (OUT.failed.csv) and the others still scored."""
+    from radiopath.serve import load_bundle
+    from radiopath.serve.predict import predict_manifest, write_predictions
+
+    b = load_bundle(bundle, runtime=runtime)
+    for w in b.warnings:
+        console.print(f"[yellow]warning:[/] {w}", soft_wrap=True)
+    result = predict_manifest(
+        b, manifest, models=models.split(",") if models else None, device=device, precision=precision,
+        cache_dir=cache_dir, mpp_table=mpp_table, say=console.print,
+    )  # fmt: skip
+    for f in result.failures:
+        console.print(f"[red]failed[/] {f}", highlight=False, soft_wrap=True)
+    if not result.scored:
+        console.print(
+            f"[bold red]error:[/] none of the {result.rows} row(s) could be scored; nothing written"
+        )
+        raise typer.Exit(code=2)
+    failed = write_predictions(result, out)
+    flagged = int(result.predictions["missing_modality"].sum())
+    console.print(
+        f"[green]wrote[/] {out}: {result.scored} of {result.rows} patient(s) scored"
+        + (f", {flagged} prediction(s) flagged missing_modality" if flagged else "")
+        + (f"; {len(result.failures)} row(s) failed, listed in {failed}" if failed else ""),
+        soft_wrap=True,
+    )
+    if strict and result.failures:
+        raise typer.Exit(code=2)
+
+
+@app.command()
+@_friendly
+def serve(
+    bundle: Annotated[Path, typer.Argument(help="A model bundle (radiopath export --out).")],
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (localhost only by default).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    runtime: Annotated[str, typer.Option(help="torch | onnx.")] = "torch",
+    precision: Annotated[str, typer.Option(help="auto (the run's own) | fp32 | bf16.")] = "auto",
+    device: DeviceOpt = None,
+    audit_log: Annotated[
+        Path | None, typer.Option(help="Audit log (JSON lines; default ./radiopath-audit.jsonl).")
+    ] = None,
+    max_upload_mb: Annotated[
+        int, typer.Option(help="Largest upload accepted, in MB (all files together).")
+    ] = 2048,
+) -> None:
+    """Serve a bundle: a web page for clinicians at / and a JSON API (/predict, docs at /docs)."""
+    from radiopath.serve.app import run_server
+
+    run_server(
+        bundle, host=host, port=port, runtime=runtime, precision=precision, device=device,
+        audit_log=audit_log, max_upload_mb=max_upload_mb, say=console.print,
+    )  # fmt: skip
 
 
 @app.command()

@@ -54,14 +54,15 @@ def merge_options(
     flags: dict[str, Any] | None = None,
     base: M | None = None,
     section: str | None = None,
+    outer: type[StrictModel] | None = None,
 ) -> M:
     """The one place where a YAML file and command-line flags become options.
 
     Precedence: ``flags`` the user typed (non-None values, dotted keys like
     ``"model.backbone"``) over the YAML file over ``base`` (default: the model's defaults).
     A flag left at None — the user did not type it — never overrides the file. With
-    ``section``, the YAML may also be a whole run configuration whose ``section`` (dotted,
-    e.g. ``"cytology.tiling"``) holds these options.
+    ``section`` and ``outer``, the YAML may also be a whole ``outer`` configuration (it is then
+    validated as one) whose ``section`` (dotted, e.g. ``"cytology.tiling"``) holds these options.
 
     Raises:
         ConfigError: unreadable YAML, an unknown key or an invalid value (names file and key).
@@ -70,11 +71,12 @@ def merge_options(
     source = "options"
     if yaml_path is not None:
         loaded = _read_yaml(Path(yaml_path))
-        if section and not (set(loaded) <= set(model.model_fields)):
-            node: Any = loaded
+        if section and outer is not None and loaded and set(loaded) <= set(outer.model_fields):
+            whole = outer.from_dict(loaded, source=str(yaml_path))  # a whole run config: check all of it
+            node: Any = whole
             for part in section.split("."):
-                node = node.get(part, {}) if isinstance(node, dict) else {}
-            loaded = node if isinstance(node, dict) else {}
+                node = getattr(node, part)
+            loaded = node.model_dump(mode="json", exclude_unset=True)
         data = _deep_update(data, loaded)
         source = str(yaml_path)
     for dotted, value in (flags or {}).items():

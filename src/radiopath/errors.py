@@ -48,3 +48,53 @@ class ManifestError(RadiopathError):
 
 class OutputExistsError(RadiopathError):
     """An output folder already holds results that a command would overwrite."""
+
+
+class OutputFolderExistsError(OutputExistsError, FileExistsError):
+    """:func:`radiopath.io.atomic.atomic_dir` refused to replace a folder that holds files.
+
+    Also a :class:`FileExistsError`, so callers that catch that (and add their own option
+    name to the message) keep working.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        kind = "a file" if self.path.is_file() else "a folder that is not empty"
+        super().__init__(
+            f"{self.path}: output location is {kind}; choose another output folder, "
+            "or allow overwriting (the command's --overwrite option)"
+        )
+
+
+class ImageTooLargeError(ImageReadError):
+    """An image has more pixels than radiopath decodes whole (a decompression-bomb guard).
+
+    Raised from the file's header, before any pixel is decoded.
+    """
+
+    def __init__(self, path: str | Path, width: int, height: int, limit: int, frames: int = 1) -> None:
+        self.width, self.height, self.limit, self.frames = width, height, limit, frames
+        size = f"{width}x{height} px" + (f" x {frames} frames" if frames > 1 else "")
+        super().__init__(
+            path,
+            f"image of {size} ({width * height * frames:,} pixels) exceeds the limit of {limit:,} "
+            "pixels that radiopath decodes whole",
+            "downscale it, or give a cytology image as a tiled pyramidal TIFF; if it is genuine, raise "
+            "the limit with the environment variable RADIOPATH_MAX_IMAGE_PIXELS (or max_pixels= in Python)",
+        )
+
+
+class OutputWriteError(RadiopathError):
+    """An output file or folder cannot be written (disk full, read-only, a file in the way, …).
+
+    Attributes:
+        path: the output the write was for.
+        errno: the operating system's error number (``errno.ENOSPC``, …) or None.
+    """
+
+    def __init__(self, path: str | Path, reason: str, fix: str, errno: int | None = None) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        self.fix = fix
+        self.errno = errno
+        super().__init__(f"{self.path}: cannot write output: {reason}; {fix}")

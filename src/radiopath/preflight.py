@@ -19,7 +19,8 @@ from radiopath.cohort import Cohort
 from radiopath.cohort.schema import DEVELOPMENT
 from radiopath.compute import ComputePlan
 from radiopath.errors import ConfigError
-from radiopath.features.extract import family_key
+from radiopath.features.extract import family_keys
+from radiopath.features.families import family_sections
 from radiopath.features.store import FeatureSet, check_same_cohort, options_diff, source_table
 from radiopath.modalities import MODALITIES, ImageModality
 from radiopath.models.backbones import check_backbone_name
@@ -27,24 +28,36 @@ from radiopath.models.weights import IMAGENET, NONE
 from radiopath.run_config import RunConfig
 
 
+def check_options(cfg: RunConfig, *, tiles: str | Path | None = None) -> None:
+    """What needs no cohort: backbone names, the weights, the feature set against the mode, a
+    tile folder (before the manifest is read)."""
+    check_backbones(cfg, _image_modalities_used(cfg))
+    if cfg.train.mode == "finetune":
+        handcrafted = [
+            m.label for m in _image_modalities_used(cfg) if cfg.model.feature_set_of(m.key) != "deep"
+        ]
+        signatures = [s.name for s in cfg.model.specs() if s.head == "signature"]
+        if handcrafted or signatures:
+            raise ConfigError(
+                "finetune mode trains backbones on images; "
+                + (f"feature_set must be deep (it is not for {handcrafted})" if handcrafted else "")
+                + ("; " if handcrafted and signatures else "")
+                + (f"signature models need features mode ({signatures})" if signatures else "")
+                + ": use train.mode features, or drop them"
+            )
+    if tiles is not None:
+        check_tile_folder(tiles)
+
+
 def check_run(
-    cfg: RunConfig,
-    cohort: Cohort,
-    compute: ComputePlan,
-    *,
-    features: FeatureSet | None = None,
-    tiles: str | Path | None = None,
+    cfg: RunConfig, cohort: Cohort, compute: ComputePlan, *, features: FeatureSet | None = None
 ) -> None:
-    """Raise ConfigError for the first class of problem found (see the module docstring)."""
+    """What needs the cohort: models against its inputs, folds against its classes, a features folder."""
     table = cohort.table
-    used = _image_modalities_used(cfg)
-    check_backbones(cfg, used)
     check_models_have_inputs(cfg, table)
     check_folds(cfg, table)
     if features is not None:
         check_features(features, cfg, table, compute)
-    if tiles is not None:
-        check_tile_folder(tiles)
 
 
 def _image_modalities_used(cfg: RunConfig) -> list[ImageModality]:
@@ -116,13 +129,20 @@ def check_folds(cfg: RunConfig, table: pd.DataFrame) -> None:
             f"with {k} folds some training folds keep fewer than 2 patients of a class (counts {counts}); "
             "lower protocol.n_folds or add patients"
         )
+    inner = cfg.model.signature.inner_folds
+    if any(s.head == "signature" for s in cfg.model.specs()) and min(per_fold_train.values()) < inner:
+        raise ConfigError(
+            f"the signature's {inner}-fold inner cross-validation needs {inner} patients of each class in "
+            f"every training fold; with {k} folds some keep only {min(per_fold_train.values())} (counts "
+            f"{counts}): lower model.signature.inner_folds or protocol.n_folds, or add patients"
+        )
 
 
 #: The options that shape extracted features (a features folder must match them).
 def extraction_options(cfg: RunConfig) -> dict[str, Any]:
     data = cfg.model_dump(mode="json")
     out: dict[str, Any] = {
-        "model": {k: data["model"][k] for k in ("backbone", "cytology_backbone", "weights")},
+        "model": {k: data["model"][k] for k in ("backbone", "cytology_backbone", "weights", "feature_set")},
         "train": {
             k: data["train"][k]
             for k in ("precision", "extract_batch_size", "channels_last", "compile", "device")
@@ -131,6 +151,8 @@ def extraction_options(cfg: RunConfig) -> dict[str, Any]:
     for m in MODALITIES.values():
         if m.section:
             out[m.section] = data[m.section]
+    for section in family_sections():
+        out[section] = data[section]
     return out
 
 
@@ -148,7 +170,7 @@ def check_features(fs: FeatureSet, cfg: RunConfig, table: pd.DataFrame, compute:
     for key in fs.features:
         modality = MODALITIES[key]
         assert isinstance(modality, ImageModality)
-        if fs.families.get(key) != family_key(modality, cfg, compute):
+        if fs.families.get(key) != family_keys(modality, cfg, compute):
             raise ConfigError(
                 f"the {modality.label} features were made by another extractor (a changed weights file, "
                 "another device or another version of the preprocessing code); run `radiopath extract` again"

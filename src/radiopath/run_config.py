@@ -21,7 +21,8 @@ from pydantic import Field, create_model, field_validator, model_validator
 
 from radiopath.config import StrictModel
 from radiopath.errors import ConfigError
-from radiopath.modalities import MODALITIES, image_modalities, vector_modalities
+from radiopath.features.families import FEATURE_SETS, family_sections
+from radiopath.modalities import MODALITIES, by_label, image_modalities, vector_modalities
 
 #: How fusion models combine modality embeddings (``radiopath.models.fusion`` implements them).
 FUSION_METHODS: tuple[str, ...] = ("late", "concat", "gated", "bilinear")
@@ -68,11 +69,15 @@ class HeadConfig(StrictModel):
 
 
 class ModelSpec(StrictModel):
-    """One model of the study: a name, the modalities it sees (registry keys), how it fuses them."""
+    """One model of the study: a name, the modalities it sees (registry keys), how it fuses
+    them, and its head: ``neural`` (encoders + fusion, trained by gradient descent) or
+    ``signature`` (the radiomics signature: filters + L1 logistic regression on per-patient
+    features, :mod:`radiopath.models.signature`)."""
 
     name: str
     modalities: list[str]
     fusion: Literal["none", "late", "concat", "gated", "bilinear"]
+    head: Literal["neural", "signature"] = "neural"
 
     @field_validator("modalities")
     @classmethod
@@ -99,26 +104,59 @@ class ModelSpec(StrictModel):
                 f"(fusion models may end in {CLINICAL_SUFFIX})"
             )
         modalities, fusion = presets[base]
+        head = "signature" if base.endswith(SIGNATURE_SUFFIX) else "neural"
         if (clinical or name.endswith(CLINICAL_SUFFIX)) and fusion != "none":
             extra = [m.key for m in vector_modalities()]
-            return cls(name=f"{base}{CLINICAL_SUFFIX}", modalities=[*modalities, *extra], fusion=fusion)  # type: ignore[arg-type]
-        return cls(name=base, modalities=list(modalities), fusion=fusion)  # type: ignore[arg-type]
+            return cls(
+                name=f"{base}{CLINICAL_SUFFIX}",
+                modalities=[*modalities, *extra],
+                fusion=fusion,
+                head=head,  # type: ignore[arg-type]
+            )
+        return cls(name=base, modalities=list(modalities), fusion=fusion, head=head)  # type: ignore[arg-type]
+
+
+#: Suffix of a model whose head is the radiomics signature (``ultrasound_signature``, …).
+SIGNATURE_SUFFIX = "_signature"
 
 
 def model_presets() -> dict[str, tuple[list[str], str]]:
-    """Named models of a study: one per image modality, and each fusion over all of them."""
+    """Named models of a study: one per image modality, each fusion over all of them, and the
+    radiomics signature of each modality (``<label>_signature``) and of all (``fusion_signature``)."""
     images = [m.key for m in image_modalities()]
     out: dict[str, tuple[list[str], str]] = {m.label: ([m.key], "none") for m in image_modalities()}
     if len(images) > 1:
         out.update({f"fusion_{f}": (list(images), f) for f in FUSION_METHODS})
+    out.update({f"{m.label}{SIGNATURE_SUFFIX}": ([m.key], "none") for m in image_modalities()})
+    if len(images) > 1:
+        out[f"fusion{SIGNATURE_SUFFIX}"] = (list(images), "concat")
     return out
 
 
+#: The study's models by default: the paper's single-modality baselines and every fusion.
 DEFAULT_MODELS = [m.label for m in image_modalities()] + [f"fusion_{f}" for f in FUSION_METHODS]
 
 
+class SignatureConfig(StrictModel):
+    """The radiomics signature head (:class:`radiopath.models.signature.RadiomicsSignature`)."""
+
+    max_correlation: float = Field(
+        0.9, gt=0, le=1, description="|r| above which one of a feature pair is dropped"
+    )
+    inner_folds: int = Field(5, ge=2, description="inner cross-validation folds that choose the L1 penalty")
+    n_bags: int = Field(50, ge=0, description="bootstrap refits averaged at the chosen penalty (0: one fit)")
+    class_weight: Literal["balanced", "none"] = Field(
+        "none",
+        description="balanced weights miscalibrate (van den Goorbergh et al. 2022); none keeps prevalence",
+    )
+    clip: float | None = Field(3.0, gt=0, description="standardised values clipped at this many sd")
+
+
+FeatureSetChoice = str | dict[str, str]
+
+
 class ModelConfig(StrictModel):
-    """Which models the study trains, on which backbone and weights."""
+    """Which models the study trains, on which backbone, weights and feature set."""
 
     backbone: str = Field("resnet101", description="registry name (resnet18…152) or timm:<name>")
     cytology_backbone: str | None = Field(None, description="a different backbone for tiles (default: same)")
@@ -126,7 +164,34 @@ class ModelConfig(StrictModel):
     weights: str = Field("imagenet", description="none | imagenet | path to .safetensors/.pth")
     models: list[str] = Field(default_factory=lambda: list(DEFAULT_MODELS))
     clinical: bool = Field(False, description="add clin_* covariates as a third input of fusion models")
+    feature_set: FeatureSetChoice = Field(
+        "deep",
+        description="deep | handcrafted | hybrid for every modality, or per modality "
+        "({ultrasound: handcrafted, cytology: hybrid}); features mode",
+    )
     head: HeadConfig = Field(default_factory=HeadConfig)
+    signature: SignatureConfig = Field(default_factory=SignatureConfig)
+
+    @field_validator("feature_set")
+    @classmethod
+    def _feature_set(cls, v: FeatureSetChoice) -> FeatureSetChoice:
+        values = v.values() if isinstance(v, dict) else [v]
+        bad = [x for x in values if x not in FEATURE_SETS]
+        if bad:
+            raise ValueError(f"feature_set must be one of {list(FEATURE_SETS)}, got {bad}")
+        if isinstance(v, dict):
+            unknown = [k for k in v if k not in MODALITIES and by_label(k) is None]
+            if unknown:
+                labels = [m.label for m in image_modalities()]
+                raise ValueError(f"feature_set names unknown modalities {unknown}; use {labels}")
+        return v
+
+    def feature_set_of(self, modality: str) -> str:
+        """The feature set of one modality (registry key), ``deep`` when a mapping leaves it out."""
+        if isinstance(self.feature_set, str):
+            return self.feature_set
+        label = MODALITIES[modality].label
+        return self.feature_set.get(label, self.feature_set.get(modality, "deep"))
 
     @field_validator("models")
     @classmethod
@@ -236,21 +301,27 @@ def resolve_primary(primary: str | None, models: list[str]) -> str:
 
 
 def _modality_sections() -> dict[str, Any]:
-    """One RunConfig field per registered modality with options."""
-    return {
+    """One RunConfig field per registered modality with options, then per feature family."""
+    out: dict[str, Any] = {
         m.section: (m.options, Field(default_factory=m.options))
         for m in MODALITIES.values()
         if m.section and m.options is not None
     }
+    out.update({name: (opts, Field(default_factory=opts)) for name, opts in family_sections().items()})
+    return out
 
 
-if TYPE_CHECKING:  # what the registry adds, spelled out for type checkers
+if TYPE_CHECKING:  # what the registries add, spelled out for type checkers
+    from radiopath.features.pathomics import PathomicsConfig
+    from radiopath.features.radiomics import RadiomicsConfig
     from radiopath.modalities.cytology import CytologyConfig
     from radiopath.ultrasound.config import UltrasoundConfig
 
     class RunConfig(_RunConfigBase):
         ultrasound: UltrasoundConfig
         cytology: CytologyConfig
+        radiomics: RadiomicsConfig
+        pathomics: PathomicsConfig
 
         def resolved(self) -> RunConfig: ...
 

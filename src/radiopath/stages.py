@@ -16,7 +16,7 @@ from radiopath.cohort import Cohort
 from radiopath.compute import plan
 from radiopath.features.cache import default_cache_dir
 from radiopath.features.extract import extract_stage, image_modalities_present
-from radiopath.features.store import FeatureSet
+from radiopath.features.store import FeatureSet, check_output
 from radiopath.modalities import MODALITIES, ImageModality, StageContext
 from radiopath.preflight import check_backbones, check_tile_folder
 from radiopath.run_config import RunConfig
@@ -44,6 +44,7 @@ def extract_cohort(
     """
     say = say or (lambda _m: None)
     cfg = cfg or RunConfig()
+    check_output(out)
     cohort = Cohort.from_manifest(manifest)
     used = [
         m for k in image_modalities_present(cohort.table) if isinstance(m := MODALITIES[k], ImageModality)

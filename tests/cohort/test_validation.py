@@ -154,7 +154,7 @@ def test_unreadable_manifest_files(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match=r"save it as \.csv or \.parquet"):
         validate_manifest(tmp_path / "m.xlsx")
     (tmp_path / "empty.csv").write_text("")
-    with pytest.raises(ManifestError, match="cannot be parsed"):
+    with pytest.raises(ManifestError, match="the manifest is empty"):
         validate_manifest(tmp_path / "empty.csv")
 
 

@@ -3,6 +3,8 @@ that do not depend on what else is in its batch — in fp32 and in bf16."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -65,3 +67,23 @@ def test_features_do_not_depend_on_the_rest_of_the_batch(precision: str) -> None
         fp32 = make_extractor("resnet18", "none", plan("cpu", "fp32"), batch_size=8)(imgs)
         assert 0 < np.abs(fp32 - whole).max() < 0.5 * np.abs(fp32).max()  # really bf16, still the same net
         print("native bf16:", cpu_bf16_supported())
+
+
+def test_the_code_version_ignores_docstrings_and_comments_but_not_statements(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from radiopath.io.fingerprint import source_digest
+
+    pkg = tmp_path / "codever_pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    mod = pkg / "step.py"
+    mod.write_text('"""Doc."""\n\ndef f(x):\n    """Say."""\n    return x + 1  # add one\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    base = source_digest("codever_pkg")
+    mod.write_text(
+        '"""Another doc."""\n\n\ndef f(x):\n    """Say more."""\n    # a new comment\n    return x + 1\n'
+    )
+    assert source_digest("codever_pkg") == base
+    mod.write_text('"""Doc."""\n\ndef f(x):\n    return x + 2\n')
+    assert source_digest("codever_pkg") != base

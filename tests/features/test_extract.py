@@ -16,19 +16,13 @@ from radiopath.features.preprocessing import development_rows, fit_preprocessing
 from radiopath.modalities import MODALITIES, StageContext
 from radiopath.run_config import RunConfig
 from radiopath.synth import SynthResult
+from runconfigs import extraction_config
 
 CPU = plan("cpu", "fp32")
 
 
 def tiny_config(cache: Path) -> RunConfig:
-    cfg = RunConfig()
-    cfg.model.backbone = "resnet18"
-    cfg.model.weights = "none"
-    cfg.ultrasound.size = 32
-    cfg.cytology.input_size = 32
-    cfg.cytology.tiling.top_k = 3
-    cfg.cache_dir = str(cache)
-    return cfg
+    return extraction_config(cache)
 
 
 @pytest.fixture(scope="module")
@@ -69,11 +63,11 @@ def test_second_extraction_is_all_cache_and_a_damaged_entry_heals(
     for key in first.features:
         np.testing.assert_array_equal(first.features[key], again.features[key])
     victim = first.index[first.index["modality"] == "us"]["group"].iloc[0]
-    entry = FeatureCache(cache, first.families["us"]).path(victim)
+    entry = FeatureCache(cache, first.families["us"]["deep"]).path(victim)
     entry.write_bytes(b"torn write")
     healed = extract_features(cohort.table, cfg, CPU, StageContext(cache))
     np.testing.assert_array_equal(healed.features["us"], first.features["us"])
-    assert FeatureCache(cache, first.families["us"]).get(victim) is not None
+    assert FeatureCache(cache, first.families["us"]["deep"]).get(victim) is not None
 
 
 def test_the_features_folder_round_trips_and_is_never_written_over_other_files(

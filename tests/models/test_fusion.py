@@ -107,8 +107,8 @@ def test_input_statistics_come_from_the_training_patients_only() -> None:
     train = np.array([0, 1, 2, 4])  # patient 3 and 5 are held out
     model.fit_standardizers(arrays, train)
     present = arrays["us"][train][arrays["us_mask"][train]]
-    np.testing.assert_allclose(model.standardize["us"].mean.numpy(), present.mean(0), atol=1e-6)
-    assert torch.isfinite(model.standardize["clinical"].mean).all()
+    np.testing.assert_allclose(model.standardize["us"].parts[0].mean.numpy(), present.mean(0), atol=1e-6)
+    assert torch.isfinite(model.standardize["clinical"].parts[0].mean).all()
     # held-out patients never shape the statistics: change them, refit, same buffers
     arrays["us"][3] += 100.0
     before = {k: v.clone() for k, v in model.state_dict().items() if k.startswith("standardize.")}
@@ -117,7 +117,7 @@ def test_input_statistics_come_from_the_training_patients_only() -> None:
         if k.startswith("standardize."):
             assert torch.equal(v, before[k]), k
     # the projection keeps pca_dim orthonormal axes
-    comp = model.standardize["us"].components
+    comp = model.standardize["us"].parts[0].components
     assert comp.shape == (DIMS["us"], 4)
     torch.testing.assert_close(comp.T @ comp, torch.eye(4), atol=1e-5, rtol=0)
 

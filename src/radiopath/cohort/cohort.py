@@ -12,7 +12,7 @@ from radiopath.cohort.problems import Problem
 from radiopath.cohort.schema import DEVELOPMENT, EXTERNAL
 from radiopath.cohort.splits import EXTERNAL_FOLD, assign_folds
 from radiopath.cohort.summary import cohort_summary
-from radiopath.cohort.validation import validate_manifest
+from radiopath.cohort.validation import EmptyMask, validate_manifest
 
 
 @dataclass
@@ -34,13 +34,22 @@ class Cohort:
     warnings: list[Problem] = field(default_factory=list)
 
     @classmethod
-    def from_manifest(cls, path: str | Path, strict: bool = False, check_files: bool = True) -> Cohort:
-        """Validate ``path`` and build the cohort.
+    def from_manifest(
+        cls,
+        path: str | Path,
+        strict: bool = False,
+        check_files: bool = True,
+        empty_mask: EmptyMask = "error",
+        max_pixels: int | None = None,
+    ) -> Cohort:
+        """Validate ``path`` and build the cohort (options as in :func:`validate_manifest`).
 
         Raises:
             ManifestError: listing every error (row, column, fix) when there is any.
         """
-        report = validate_manifest(path, strict=strict, check_files=check_files)
+        report = validate_manifest(
+            path, strict=strict, check_files=check_files, empty_mask=empty_mask, max_pixels=max_pixels
+        )
         report.raise_for_errors()
         return cls(table=report.table, manifest=Path(path), warnings=report.warnings)
 

@@ -6,6 +6,8 @@ One row per patient; image paths are relative to the manifest file's folder.
 from __future__ import annotations
 
 import difflib
+import math
+import re
 from collections.abc import Iterable
 
 #: Columns every manifest must have.
@@ -50,18 +52,23 @@ def parse_label(text: str) -> int | None:
 
 
 def parse_box(text: str) -> tuple[int, int, int, int]:
-    """``'x0,y0,x1,y1'`` (pixels; separators ``,`` ``;`` or spaces) → four ints with x0<x1, y0<y1.
+    """``'x0,y0,x1,y1'`` (pixels; separators ``,`` ``;`` or white space) → four ints, x0<x1, y0<y1.
 
     Raises:
-        ValueError: with a sentence saying what is wrong.
+        ValueError: with a sentence saying what is wrong (never another exception type).
     """
-    parts = [p for p in text.replace(";", ",").replace(" ", ",").split(",") if p.strip()]
+    parts = [p for p in re.split(r"[,;\s]+", text) if p]
     if len(parts) != 4:
         raise ValueError(f"expected four numbers x0,y0,x1,y1, got {text!r}")
     try:
-        x0, y0, x1, y1 = (round(float(p)) for p in parts)
+        values = [float(p) for p in parts]
     except ValueError:
         raise ValueError(f"box {text!r} has a part that is not a number") from None
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"box {text!r} has a part that is not a finite number")
+    if max(abs(v) for v in values) >= 2**31:
+        raise ValueError(f"box {text!r} has coordinates larger than any image")
+    x0, y0, x1, y1 = (round(v) for v in values)
     if x0 >= x1 or y0 >= y1:
         raise ValueError(f"box {text!r} is empty: need x0 < x1 and y0 < y1")
     if min(x0, y0) < 0:

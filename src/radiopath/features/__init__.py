@@ -1,26 +1,36 @@
-"""Features of every view and tile: the extraction stage, its cache and its artifact.
+"""Features of every view and tile: the extraction stage, its cache, its artifact, and the
+feature families (:mod:`.families`).
 
 * :func:`extract_features` / :func:`extract_stage` — cohort → fitted preprocessing →
   features (``radiopath extract`` writes them to a ``FEATS/`` folder);
 * :class:`FeatureSet` — that folder in memory (``FeatureSet.load(FEATS)``), and
   :meth:`FeatureSet.inputs` → the dense patient arrays the heads train on;
 * :class:`Preprocessing` — the fitted state of every modality (development cohort only);
-* :mod:`.deep` — the frozen-backbone feature family; :mod:`.cache` — the content-keyed cache.
+* families: :mod:`.deep` (frozen CNN backbones), :mod:`.radiomics` (ultrasound radiomics with
+  IBSI names), :mod:`.pathomics` (cytology nuclear morphometry and crowding);
+  :mod:`.cache` — the content-keyed cache.
+
+The names below are imported on first use, so ``radiopath.features.radiomics`` or
+``.pathomics`` can be imported without torch.
 """
 
-from radiopath.features.cache import FeatureCache, default_cache_dir
-from radiopath.features.extract import extract_features, extract_stage, load_images, plan_groups
-from radiopath.features.preprocessing import Preprocessing, fit_preprocessing
-from radiopath.features.store import FeatureSet
+from __future__ import annotations
 
-__all__ = [
-    "FeatureCache",
-    "FeatureSet",
-    "Preprocessing",
-    "default_cache_dir",
-    "extract_features",
-    "extract_stage",
-    "fit_preprocessing",
-    "load_images",
-    "plan_groups",
-]
+from radiopath.lazy import lazy_exports
+
+_EXPORTS = {
+    "Backbones": "radiopath.features.extract",
+    "FeatureCache": "radiopath.features.cache",
+    "default_cache_dir": "radiopath.features.cache",
+    "extract_features": "radiopath.features.extract",
+    "extract_stage": "radiopath.features.extract",
+    "load_images": "radiopath.features.extract",
+    "plan_groups": "radiopath.features.extract",
+    "Preprocessing": "radiopath.features.preprocessing",
+    "fit_preprocessing": "radiopath.features.preprocessing",
+    "FeatureSet": "radiopath.features.store",
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__ = lazy_exports("radiopath.features", _EXPORTS)

@@ -31,14 +31,17 @@ from radiopath import distributed as dist
 from radiopath.compute import ComputePlan
 from radiopath.features.cache import FeatureCache, preprocessing_code_version
 from radiopath.features.deep import FeatureExtractor, extractor_key, make_extractor
+from radiopath.features.families import HandcraftedFamily, families_for, measure_group
 from radiopath.features.preprocessing import Preprocessing, fit_preprocessing
-from radiopath.features.store import INDEX_COLUMNS, FeatureSet, source_table
+from radiopath.features.store import INDEX_COLUMNS, Block, FeatureSet, source_table
 from radiopath.io.fingerprint import digest
 from radiopath.modalities import MODALITIES, ImageModality, InstanceGroup, StageContext, VectorModality
 from radiopath.models.inputs import PatientInputs
+from radiopath.parallel import process_pool
 from radiopath.run_config import RunConfig
 
 Progress = Callable[[str, int, int], None]
+Notes = list[list[str]]
 #: Images loaded per extraction step (the next step is loaded while this one runs).
 CHUNK_IMAGES = 128
 
@@ -77,18 +80,63 @@ def plan_groups(
     return plan
 
 
-def family_key(modality: ImageModality, cfg: RunConfig, compute: ComputePlan) -> str:
-    """The cache namespace of a modality's deep features under ``cfg`` on ``compute``."""
+def family_key(
+    modality: ImageModality, cfg: RunConfig, compute: ComputePlan, weights: str | None = None
+) -> str:
+    """The cache namespace of a modality's deep features under ``cfg`` on ``compute``
+    (``weights``: the backbone's weights when not ``cfg.model.weights``)."""
     return digest(
         extractor_key(
             modality.backbone(cfg),
-            cfg.model.weights,
+            weights or cfg.model.weights,
             modality.input_size(cfg),
             compute,
             cfg.train.extract_batch_size,
         ),
         preprocessing_code_version(),
     )[:24]
+
+
+class Backbones:
+    """The frozen backbones of an extraction, built on first use and then kept.
+
+    By default every backbone gets ``cfg.model.weights`` (what ``extract`` and ``train`` do). A
+    deployed model passes its own instance: each backbone's weights from its bundled file
+    (``weights``), kept across requests by a server, or another runtime (ONNX, see
+    :mod:`radiopath.serve.onnx`) whose features get a cache namespace of their own.
+    """
+
+    #: part of the cache namespace when not ``torch``
+    runtime = "torch"
+
+    def __init__(
+        self, cfg: RunConfig, compute: ComputePlan, weights: Mapping[str, str] | None = None
+    ) -> None:
+        self.cfg = cfg
+        self.compute = compute
+        self.weights = dict(weights or {})
+        self._built: dict[str, FeatureExtractor] = {}
+
+    def weights_of(self, backbone: str) -> str:
+        """The weights choice (``none``, ``imagenet`` or a file) of ``backbone``."""
+        return self.weights.get(backbone, self.cfg.model.weights)
+
+    def family(self, modality: ImageModality) -> str:
+        """The cache namespace of ``modality``'s features from these backbones."""
+        key = family_key(modality, self.cfg, self.compute, self.weights_of(modality.backbone(self.cfg)))
+        return key if self.runtime == "torch" else digest(key, self.runtime)[:24]
+
+    def get(self, backbone: str) -> FeatureExtractor:
+        """The extractor of ``backbone`` (built once)."""
+        if backbone not in self._built:
+            self._built[backbone] = self.build(backbone)
+        return self._built[backbone]
+
+    def build(self, backbone: str) -> FeatureExtractor:
+        t = self.cfg.train
+        return make_extractor(
+            backbone, self.weights_of(backbone), self.compute, t.extract_batch_size, t.compile
+        )
 
 
 def extract_features(
@@ -99,49 +147,123 @@ def extract_features(
     *,
     preprocessing: Preprocessing | None = None,
     progress: Progress | None = None,
+    backbones: Backbones | None = None,
 ) -> FeatureSet:
     """Features of every view and tile of ``table`` (see the module docstring).
 
     Args:
         table: a validated cohort table (``Cohort.table``).
         preprocessing: a fitted state to apply; None fits it on the development rows.
+        backbones: the extractors to use (default: :class:`Backbones` of ``cfg`` on ``compute``).
     """
     plan = plan_groups(table, cfg, ctx, preprocessing)
-    extractors: dict[str, FeatureExtractor] = {}
+    backbones = backbones or Backbones(cfg, compute)
     features: dict[str, np.ndarray] = {}
-    families: dict[str, str] = {}
+    families: dict[str, dict[str, str]] = {}
+    blocks: dict[str, list[Block]] = {}
     index_parts: list[pd.DataFrame] = []
     stats: dict[str, int] = {}
     ids = table["patient_id"].astype(str).to_numpy()
     for key, groups in plan.groups.items():
         modality = MODALITIES[key]
         assert isinstance(modality, ImageModality)
-        fam = family_key(modality, cfg, compute)
-        cache = FeatureCache(ctx.cache_root, fam)
 
         def extractor(modality: ImageModality = modality) -> FeatureExtractor:
-            name = modality.backbone(cfg)
-            if name not in extractors:
-                extractors[name] = make_extractor(
-                    name, cfg.model.weights, compute, cfg.train.extract_batch_size, cfg.train.compile
-                )
-            return extractors[name]
+            return backbones.get(modality.backbone(cfg))
 
-        values = _extract_groups(
-            groups, modality, cfg, extractor, cache, progress, f"{modality.label} features"
-        )
-        stats.update({f"{key}_cached": cache.hits, f"{key}_computed": cache.misses})
-        families[key] = fam
+        per_family: list[list[tuple[np.ndarray, Notes]]] = []
+        families[key], blocks[key] = {}, []
+        computed = 0
+        for family in families_for(key, cfg.model.feature_set_of(key)):
+            fkey = family_keys(modality, cfg, compute, backbones)[family.name]
+            cache = FeatureCache(ctx.cache_root, fkey)
+            label = f"{modality.label} {family.name} features"
+            if isinstance(family, HandcraftedFamily):
+                values = _measure_groups(groups, family, cfg, cache, ctx.workers, progress, label)
+            else:
+                values = _extract_groups(groups, modality, cfg, extractor, cache, progress, label)
+            per_family.append(values)
+            families[key][family.name] = fkey
+            stats.update(
+                {f"{key}_{family.name}_cached": cache.hits, f"{key}_{family.name}_computed": cache.misses}
+            )
+            computed += cache.misses
+        stats.update({f"{key}_computed": computed})
+        values = _side_by_side(per_family)
         feats, index = _index(key, groups, values, ids)
+        start = 0
+        for family, part in zip(families_for(key, cfg.model.feature_set_of(key)), per_family, strict=True):
+            dim = part[0][0].shape[1] if part else 0
+            blocks[key].append(Block(family.name, start, start + dim, family.names(key, cfg, dim)))
+            start += dim
         features[key] = feats
         index_parts.append(index)
         n_pat = len({g.row for g in groups})
-        ctx.say(
-            f"{modality.label}: {len(feats)} instances of {n_pat} patients ({cache.misses} groups computed)"
-        )
+        ctx.say(f"{modality.label}: {len(feats)} instances of {n_pat} patients ({computed} groups computed)")
     index = pd.concat(index_parts, ignore_index=True) if index_parts else pd.DataFrame(columns=INDEX_COLUMNS)
     sources = source_table(table, list(plan.groups))
-    return FeatureSet(cfg, plan.preprocessing, index, features, families, sources, stats)
+    return FeatureSet(cfg, plan.preprocessing, index, features, families, sources, stats, blocks)
+
+
+def family_keys(
+    modality: ImageModality, cfg: RunConfig, compute: ComputePlan, backbones: Backbones | None = None
+) -> dict[str, str]:
+    """Cache namespace of each family ``cfg`` uses for ``modality`` (the preprocessing code
+    included; the deep family's from ``backbones``, by default ``cfg``'s own)."""
+    out = {}
+    for family in families_for(modality.key, cfg.model.feature_set_of(modality.key)):
+        if isinstance(family, HandcraftedFamily):
+            out[family.name] = digest(family.key(cfg), preprocessing_code_version())[:24]
+        else:
+            out[family.name] = (backbones or Backbones(cfg, compute)).family(modality)
+    return out
+
+
+def _side_by_side(per_family: list[list[tuple[np.ndarray, Notes]]]) -> list[tuple[np.ndarray, Notes]]:
+    """One (features, notes) per group with every family's columns side by side."""
+    if len(per_family) == 1:
+        return per_family[0]
+    out = []
+    for parts in zip(*per_family, strict=True):
+        feats = np.concatenate([p[0] for p in parts], axis=1)
+        notes = [
+            sorted({n for p in parts for n in (p[1][i] if i < len(p[1]) else [])}) for i in range(len(feats))
+        ]
+        out.append((feats, notes))
+    return out
+
+
+def _measure_groups(
+    groups: Sequence[InstanceGroup],
+    family: HandcraftedFamily,
+    cfg: RunConfig,
+    cache: FeatureCache,
+    workers: int,
+    progress: Progress | None,
+    label: str,
+) -> list[tuple[np.ndarray, Notes]]:
+    """A handcrafted family's features of every group: cached, or measured in worker processes."""
+    missing = [i for i, g in enumerate(groups) if not cache.has(g.key)]
+    cache.hits += len(groups) - len(missing)
+    cache.misses += len(missing)
+    mine = [missing[i] for i in dist.shard(len(missing))]
+    jobs = [(family.name, cfg, groups[i].details) for i in mine]
+    if progress:
+        progress(label, 0, len(mine))
+    results: Iterable[tuple[np.ndarray, Notes]]
+    if workers > 1 and len(jobs) >= 2 * workers:
+        import cv2
+
+        with process_pool(workers, initializer=cv2.setNumThreads, initargs=(1,)) as pool:
+            results = list(pool.map(measure_group, jobs, chunksize=max(1, len(jobs) // (4 * workers))))
+    else:
+        results = map(measure_group, jobs)
+    for n, (i, (feats, notes)) in enumerate(zip(mine, results, strict=True), start=1):
+        cache.put(groups[i].key, feats, notes)
+        if progress:
+            progress(label, n, len(mine))
+    dist.barrier()
+    return _read_back(groups, cache, lambda g: measure_group((family.name, cfg, g.details)))
 
 
 def load_images(
@@ -220,13 +342,23 @@ def _extract_groups(
             if progress:
                 progress(label, done, len(mine))
     dist.barrier()
+    return _read_back(
+        groups, cache, lambda g: (extractor()(modality.network_input(g.load(), cfg)), _notes(g))
+    )
+
+
+def _read_back(
+    groups: Sequence[InstanceGroup],
+    cache: FeatureCache,
+    compute_one: Callable[[InstanceGroup], tuple[np.ndarray, Notes]],
+) -> list[tuple[np.ndarray, Notes]]:
+    """Every group's entry from the cache; an unreadable one is computed again in place."""
     out = []
     for g in groups:
         entry = cache.get(g.key)
-        if entry is None:  # unreadable entry: recompute in place
-            value = extractor()(modality.network_input(g.load(), cfg))
-            cache.put(g.key, value, _notes(g))
-            entry = (value, _notes(g))
+        if entry is None:
+            entry = compute_one(g)
+            cache.put(g.key, *entry)
         out.append(entry)
     return out
 

@@ -35,6 +35,24 @@ from radiopath.modalities import MODALITIES, ImageModality, VectorModality
 from radiopath.models.inputs import PatientInputs
 from radiopath.run_config import RunConfig
 
+
+@dataclass(frozen=True)
+class Block:
+    """The columns one feature family fills in a modality's feature matrix."""
+
+    family: str
+    start: int
+    stop: int
+    names: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"family": self.family, "start": self.start, "stop": self.stop, "names": self.names}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Block:
+        return cls(str(d["family"]), int(d["start"]), int(d["stop"]), [str(n) for n in d["names"]])
+
+
 INDEX_COLUMNS = [
     "patient_id",
     "modality",
@@ -49,7 +67,7 @@ INDEX_COLUMNS = [
     "size",
     "flags",
 ]
-FEATURES_FORMAT = 1
+FEATURES_FORMAT = 2
 
 
 @dataclass
@@ -60,9 +78,10 @@ class FeatureSet:
     preprocessing: Preprocessing
     index: pd.DataFrame
     features: dict[str, np.ndarray]
-    families: dict[str, str]
+    families: dict[str, dict[str, str]]  # modality → family → cache key
     sources: pd.DataFrame
     stats: dict[str, int] = field(default_factory=dict)
+    blocks: dict[str, list[Block]] = field(default_factory=dict)  # modality → its families' columns
 
     # -- assembling model inputs -----------------------------------------------------------
 
@@ -103,7 +122,16 @@ class FeatureSet:
             label,
             arrays,
             clinical_columns,
+            {m: [(b.family, b.start, b.stop) for b in bl] for m, bl in self.blocks.items()},
+            {
+                **{m: self.feature_names(m) for m in self.features},
+                **({"clinical": clinical_columns} if clinical_columns else {}),
+            },
         )
+
+    def feature_names(self, modality: str) -> list[str]:
+        """Column names of ``modality``'s matrix (``family:name``)."""
+        return [f"{b.family}:{n}" for b in self.blocks.get(modality, []) for n in b.names]
 
     def flags(self) -> pd.DataFrame:
         """Instances with notes from preprocessing (ultrasound flags): patient_id, modality, view, flags."""
@@ -120,12 +148,7 @@ class FeatureSet:
         from safetensors.numpy import save_file
 
         folder = Path(folder)
-        if folder.exists() and (
-            not folder.is_dir() or (any(folder.iterdir()) and not is_feature_folder(folder))
-        ):
-            raise OutputExistsError(
-                f"{folder} exists and is not a features folder of `radiopath extract`; choose another --out"
-            )
+        check_output(folder)
         with atomic_dir(folder, overwrite=True) as tmp:
             self.config.to_yaml(tmp / "config.yaml")
             self.preprocessing.save(tmp / "preprocessing.json")
@@ -143,6 +166,7 @@ class FeatureSet:
                 "patients": len(self.sources),
                 "cohort_key": self.cohort_key(),
                 "stats": self.stats,
+                "blocks": {m: [b.to_dict() for b in bl] for m, bl in self.blocks.items()},
             }
             (tmp / "features.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
         return folder
@@ -181,9 +205,23 @@ class FeatureSet:
             Preprocessing.load(folder / "preprocessing.json"),
             index,
             features,
-            dict(meta["families"]),
+            {k: dict(v) for k, v in meta["families"].items()},
             sources,
             dict(meta.get("stats", {})),
+            {m: [Block.from_dict(b) for b in bl] for m, bl in meta.get("blocks", {}).items()},
+        )
+
+
+def check_output(folder: str | Path) -> None:
+    """Refuse an output that is a file or a folder of something else (never written over).
+
+    Raises:
+        OutputExistsError: naming the folder and the fix.
+    """
+    folder = Path(folder)
+    if folder.exists() and (not folder.is_dir() or (any(folder.iterdir()) and not is_feature_folder(folder))):
+        raise OutputExistsError(
+            f"{folder} exists and is not a features folder of `radiopath extract`; choose another --out"
         )
 
 

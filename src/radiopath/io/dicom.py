@@ -21,7 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from radiopath.errors import ImageReadError
+from radiopath.errors import ImageReadError, RadiopathError
+from radiopath.io.depth import to_uint8
+from radiopath.io.limits import check_pixels
 
 log = logging.getLogger(__name__)
 
@@ -50,20 +52,66 @@ def is_dicom(path: Path, head: bytes) -> bool:
 
 def _read_dataset(path: Path, stop_before_pixels: bool = False) -> Any:
     import pydicom
-    from pydicom.errors import InvalidDicomError
 
     try:
         return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels, force=True)
-    except (InvalidDicomError, EOFError, OSError, ValueError, KeyError) as exc:
+    except MemoryError:
+        raise ImageReadError(path, "DICOM header declares more data than fits in memory", _PHI_FIX) from None
+    except Exception as exc:  # pydicom raises many types for damaged files; type name only (PHI)
         raise ImageReadError(path, f"not a readable DICOM file ({type(exc).__name__})", _PHI_FIX) from None
+
+
+def _has_preamble(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(132)[128:132] == b"DICM"
+    except OSError:
+        return False
+
+
+def _image_header(path: Path) -> tuple[Any, int, int]:
+    """The dataset without pixel data, and its ``Rows``/``Columns``; errors for non-images."""
+    ds = _read_dataset(path, stop_before_pixels=True)
+    try:
+        rows, cols = ds.get("Rows"), ds.get("Columns")
+        if rows is None or cols is None:
+            if not _has_preamble(path) and "SOPClassUID" not in ds:
+                raise ImageReadError(
+                    path, "not a DICOM file (no DICM preamble, no DICOM image tags)", _PHI_FIX
+                )
+            raise ImageReadError(
+                path,
+                "DICOM file holds no image (no Rows/Columns: a report or structured document?)",
+                _PHI_FIX,
+            )
+        rows, cols = int(rows), int(cols)
+    except RadiopathError:
+        raise
+    except Exception as exc:  # a damaged Rows/Columns element
+        raise ImageReadError(
+            path, f"DICOM image size tags are damaged ({type(exc).__name__})", _PHI_FIX
+        ) from None
+    if rows <= 0 or cols <= 0:
+        raise ImageReadError(path, f"DICOM image size is {cols}x{rows} px", _PHI_FIX)
+    return ds, rows, cols
+
+
+def dicom_size(path: str | Path) -> tuple[int, int]:
+    """``(width, height)`` of a DICOM image from its header (pixel data is not read)."""
+    _, rows, cols = _image_header(Path(path))
+    return cols, rows
 
 
 def dicom_metadata(path: str | Path) -> dict[str, Any]:
     """Whitelisted technical tags of a DICOM file (never names, IDs, dates or free text)."""
-    ds = _read_dataset(Path(path), stop_before_pixels=True)
+    path = Path(path)
+    ds = _read_dataset(path, stop_before_pixels=True)
     out: dict[str, Any] = {}
     for tag in SAFE_TAGS:
-        value = ds.get(tag)
+        try:
+            value = ds.get(tag)
+        except Exception:  # a damaged element is left out rather than reported with its value
+            continue
         if value is not None:
             out[tag] = value if isinstance(value, (int, float)) else str(value)
     out["HasUltrasoundRegions"] = "SequenceOfUltrasoundRegions" in ds
@@ -75,11 +123,15 @@ def ultrasound_regions(path: str | Path) -> list[dict[str, float]]:
 
     Each region: ``x0, y0, x1, y1`` (inclusive pixel bounds), ``spacing_x``/``spacing_y``
     (physical units per pixel, usually cm) and ``data_type`` (1 = tissue, 2 = colour flow…).
-    Empty when the file has none.
+    Empty when the file has none; damaged regions are skipped.
     """
     ds = _read_dataset(Path(path), stop_before_pixels=True)
     regions = []
-    for item in ds.get("SequenceOfUltrasoundRegions", []) or []:
+    try:
+        items = list(ds.get("SequenceOfUltrasoundRegions", []) or [])
+    except Exception:  # a damaged sequence: no usable regions
+        items = []
+    for item in items:
         try:
             regions.append(
                 {
@@ -92,7 +144,7 @@ def ultrasound_regions(path: str | Path) -> list[dict[str, float]]:
                     "data_type": int(item.get("RegionDataType", 0) or 0),
                 }
             )
-        except AttributeError:
+        except Exception:  # missing or damaged elements in one region
             continue
     return regions
 
@@ -104,26 +156,47 @@ def choose_frame(n_frames: int, representative: int | None) -> int:
     return n_frames // 2
 
 
-def read_dicom(path: str | Path, frame: int | None = None) -> np.ndarray:
+def read_dicom(path: str | Path, frame: int | None = None, max_pixels: int | None = None) -> np.ndarray:
     """Decode one frame of a DICOM file to an ``(H, W, 3)`` uint8 RGB array.
+
+    The header is read first (without pixel data) and the frame size checked against the
+    pixel budget (:mod:`radiopath.io.limits`) before anything is decoded.
 
     Args:
         path: the ``.dcm`` file.
         frame: zero-based frame of a multi-frame file; ``None`` applies the module rule.
+        max_pixels: pixel budget (default: :func:`radiopath.io.limits.max_image_pixels`).
 
     Raises:
+        ImageTooLargeError: the frame has more pixels than the budget.
         ImageReadError: not DICOM, no pixel data, unsupported compression, truncated data,
-            or ``frame`` out of range. Messages never contain patient-identifying values.
+            damaged tags, or ``frame`` out of range. Messages never contain patient-identifying
+            values (only exception type names).
     """
+    path = Path(path)
+    _, rows, cols = _image_header(path)
+    check_pixels(path, cols, rows, max_pixels)
+    ds = _read_dataset(path)
+    try:
+        return _decode(path, ds, frame)
+    except RadiopathError:
+        raise
+    except MemoryError:
+        raise ImageReadError(path, "not enough memory to decode this DICOM image", _PHI_FIX) from None
+    except Exception as exc:  # damaged tags surface lazily, on first access
+        raise ImageReadError(path, f"DICOM tags are damaged ({type(exc).__name__})", _PHI_FIX) from None
+
+
+def _decode(path: Path, ds: Any, frame: int | None) -> np.ndarray:
     from pydicom.pixels import apply_color_lut, pixel_array
 
-    path = Path(path)
-    ds = _read_dataset(path)
     if "PixelData" not in ds and "FloatPixelData" not in ds:
         raise ImageReadError(
             path, "DICOM file has no pixel data (a report or structured document?)", _PHI_FIX
         )
     n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if n_frames < 1:
+        raise ImageReadError(path, f"DICOM NumberOfFrames is {n_frames}", _PHI_FIX)
     if frame is None:
         rep = ds.get("RepresentativeFrameNumber")
         index = choose_frame(n_frames, int(rep) if rep is not None else None)
@@ -142,12 +215,15 @@ def read_dicom(path: str | Path, frame: int | None = None) -> np.ndarray:
         raise ImageReadError(
             path,
             f"DICOM pixel data cannot be decoded ({type(exc).__name__})",
-            "check the file is complete; JPEG/JPEG 2000 need pylibjpeg installed",
+            "check the file is complete and its transfer syntax matches its data; "
+            "JPEG/JPEG 2000 need pylibjpeg installed",
         ) from None
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
     if photometric == "PALETTE COLOR":
         arr = apply_color_lut(arr, ds)
-    arr = _to_uint8(np.asarray(arr), int(ds.get("BitsStored", 8) or 8))
+        if arr.dtype == np.uint16:  # LUT entries are 16-bit: their high byte is the 8-bit colour
+            arr = (arr >> 8).astype(np.uint8)
+    arr = to_uint8(np.asarray(arr), int(ds.get("BitsStored", 8) or 8))
     if photometric == "MONOCHROME1":
         arr = 255 - arr
     if arr.ndim == 3 and arr.shape[2] == 1:
@@ -157,20 +233,3 @@ def read_dicom(path: str | Path, frame: int | None = None) -> np.ndarray:
     if arr.ndim == 3 and arr.shape[2] in (3, 4):
         return np.ascontiguousarray(arr[:, :, :3])
     raise ImageReadError(path, f"unexpected DICOM pixel layout {arr.shape}", _PHI_FIX)
-
-
-def _to_uint8(arr: np.ndarray, bits_stored: int) -> np.ndarray:
-    """Scale integer data by its stored bit depth (not by min/max, so contrast is kept)."""
-    if arr.dtype == np.uint8:
-        return arr
-    if np.issubdtype(arr.dtype, np.floating):
-        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
-        return np.clip((arr - lo) / max(hi - lo, 1e-12) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    if arr.dtype == np.uint16 and arr.ndim == 3 and arr.max() > 255:  # 16-bit colour LUTs
-        return (arr >> 8).astype(np.uint8)
-    bits = bits_stored if 0 < bits_stored <= 16 else 16
-    arr = arr.astype(np.int64)
-    if arr.min() < 0:
-        arr = arr - arr.min()
-    scale = 255.0 / float((1 << bits) - 1)
-    return np.clip(arr * scale + 0.5, 0, 255).astype(np.uint8)

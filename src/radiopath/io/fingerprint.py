@@ -69,10 +69,12 @@ def slide_identity(path: str | Path) -> str:
 
 
 def source_digest(*modules: str) -> str:
-    """Digest of the source code of ``modules`` (dotted names; a package means all its files).
+    """Digest of the code of ``modules`` (dotted names; a package means all its files).
 
     Caches key their entries by this, so a change to the code that produces an artifact
-    invalidates the artifact even when the package version stays the same.
+    invalidates the artifact even when the package version stays the same. The digest is
+    taken over each file's syntax tree without docstrings, so editing comments, docstrings or
+    formatting does not throw a cache away; changing a statement does.
     """
     import importlib.util
 
@@ -85,6 +87,28 @@ def source_digest(*modules: str) -> str:
         origin = Path(spec.origin)
         files = sorted(origin.parent.rglob("*.py")) if spec.submodule_search_locations else [origin]
         for f in files:
-            h.update(f"{name}:{f.name}:".encode())
-            h.update(f.read_bytes())
+            h.update(f"{name}:{f.relative_to(origin.parent)}:".encode())
+            h.update(_code_of(f).encode())
     return h.hexdigest()[:16]
+
+
+def _code_of(path: Path) -> str:
+    """A file's syntax tree without docstrings (its source text when it does not parse)."""
+    import ast
+
+    text = path.read_text(encoding="utf-8")
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return text
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree, annotate_fields=False, include_attributes=False)

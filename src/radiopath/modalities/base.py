@@ -56,6 +56,10 @@ class InstanceGroup:
         index: one record per instance for the feature index (view name; tile coordinates).
         load: returns the native images, ``(n, H, W, 3)`` uint8 with ``n == len(slots)``.
         info: per-instance notes the loader found (e.g. ultrasound flags), filled by ``load``.
+        details: returns what handcrafted feature families measure, per instance (ultrasound:
+            the processed view with its mask and box; cytology: the tiles at the tiling
+            resolution). Loaders are picklable (``functools.partial`` of module functions), so
+            groups can be measured in worker processes.
     """
 
     row: int
@@ -64,6 +68,7 @@ class InstanceGroup:
     index: tuple[dict[str, Any], ...]
     load: Callable[[], np.ndarray]
     info: list[list[str]] = field(default_factory=list, compare=False)
+    details: Callable[[], Any] | None = field(default=None, compare=False)
 
 
 @dataclass

@@ -11,6 +11,7 @@ options; tiles are read at ``tiling.target_mpp`` and resized to ``input_size`` f
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -124,9 +125,8 @@ class Cytology(ImageModality):
                 }
                 for r in rows.itertuples(index=False)
             )
-            out.append(
-                InstanceGroup(i, tuple(range(len(rows))), key, index, _tile_loader(slide, rows, normalizer))
-            )
+            load = partial(_read_tiles, slide, rows, normalizer)
+            out.append(InstanceGroup(i, tuple(range(len(rows))), key, index, load, details=load))
         return out
 
     def network_input(self, images: np.ndarray, cfg: RunConfig) -> np.ndarray:
@@ -147,11 +147,9 @@ class Cytology(ImageModality):
         return f"{stain['method'].capitalize()} stain normalisation to development tiles"
 
 
-def _tile_loader(slide: str, rows: pd.DataFrame, normalizer: Any) -> Any:
-    def load() -> np.ndarray:
-        patches = read_tiles(slide, rows)
-        if normalizer is not None:
-            patches = np.stack([normalizer.transform(p) for p in patches])
-        return patches
-
-    return load
+def _read_tiles(slide: str, rows: pd.DataFrame, normalizer: Any) -> np.ndarray:
+    """A slide's tiles ``(K, T, T, 3)`` at the tiling resolution, stain-normalised when fitted."""
+    patches = read_tiles(slide, rows)
+    if normalizer is not None:
+        patches = np.stack([normalizer.transform(p) for p in patches])
+    return patches

@@ -9,6 +9,7 @@ mask's content or box, its center and the transform state.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -70,8 +71,18 @@ class Ultrasound(ImageModality):
                 mask_key = file_digest(mask_path) if mask_path is not None else None
                 key = digest("us", state_key, file_digest(path), mask_key, box, rec["center"])
                 info: list[list[str]] = []
-                loader = _view_loader(tf, str(path), mask_path, box, str(rec["center"]), info)
-                out.append(InstanceGroup(i, (v,), key, ({"view": view},), loader, info))
+                args = (tf, str(path), mask_path, box, str(rec["center"]))
+                out.append(
+                    InstanceGroup(
+                        i,
+                        (v,),
+                        key,
+                        ({"view": view},),
+                        partial(_view_image, *args, info),
+                        info,
+                        partial(_view_details, *args),
+                    )
+                )
         return out
 
     def augment(self, image: np.ndarray, rng: np.random.Generator, cfg: RunConfig) -> np.ndarray:
@@ -93,21 +104,42 @@ def _box(value: Any) -> tuple[int, int, int, int] | None:
     return tuple(int(v) for v in value)  # type: ignore[return-value]
 
 
-def _view_loader(
+def _process(
+    tf: UltrasoundTransform,
+    path: str,
+    mask_path: str | None,
+    box: tuple[int, int, int, int] | None,
+    center: str,
+) -> tuple[Any, np.ndarray | None]:
+    """Read one view (and its mask) and run the transform: ``(ProcessedView, mask)``."""
+    from radiopath.io.images import read_image
+
+    image = read_image(path)
+    mask = read_image(mask_path)[:, :, 0] > 0 if mask_path is not None else None
+    return tf.process(image, mask=mask, box=box, center=center, source_path=path), mask
+
+
+def _view_image(
     tf: UltrasoundTransform,
     path: str,
     mask_path: str | None,
     box: tuple[int, int, int, int] | None,
     center: str,
     info: list[list[str]],
-) -> Any:
-    def load() -> np.ndarray:
-        from radiopath.io.images import read_image
+) -> np.ndarray:
+    """The model-ready crop ``(1, S, S, 3)``; the transform's flags go to ``info``."""
+    done, _ = _process(tf, path, mask_path, box, center)
+    info[:] = [list(done.flags)]
+    return done.image[None]
 
-        image = read_image(path)
-        mask = read_image(mask_path)[:, :, 0] > 0 if mask_path is not None else None
-        done = tf.process(image, mask=mask, box=box, center=center, source_path=path)
-        info[:] = [list(done.flags)]
-        return done.image[None]
 
-    return load
+def _view_details(
+    tf: UltrasoundTransform,
+    path: str,
+    mask_path: str | None,
+    box: tuple[int, int, int, int] | None,
+    center: str,
+) -> list[tuple[Any, np.ndarray | None, tuple[int, int, int, int] | None]]:
+    """What radiomics measures: ``[(ProcessedView, mask, box)]`` in full-image coordinates."""
+    done, mask = _process(tf, path, mask_path, box, center)
+    return [(done, mask, box)]

@@ -1,15 +1,23 @@
-"""Models: backbone registry, per-modality encoders, fusion registry and the full model."""
+"""Models: backbone registry, per-modality encoders, fusion registry, the full model, and the
+radiomics signature (:mod:`.signature`, torch-free).
 
-from radiopath.models.backbones import BACKBONES, Backbone, create_backbone
-from radiopath.models.fusion import FUSIONS, create_fusion
-from radiopath.models.model import ModelSpec, RadiopathModel
+The names below are imported on first use, so ``radiopath.models.signature`` imports without torch.
+"""
 
-__all__ = [
-    "BACKBONES",
-    "FUSIONS",
-    "Backbone",
-    "ModelSpec",
-    "RadiopathModel",
-    "create_backbone",
-    "create_fusion",
-]
+from __future__ import annotations
+
+from radiopath.lazy import lazy_exports
+
+_EXPORTS = {
+    "BACKBONES": "radiopath.models.backbones",
+    "Backbone": "radiopath.models.backbones",
+    "create_backbone": "radiopath.models.backbones",
+    "FUSIONS": "radiopath.models.fusion",
+    "create_fusion": "radiopath.models.fusion",
+    "RadiopathModel": "radiopath.models.model",
+    "ModelSpec": "radiopath.run_config",
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__ = lazy_exports("radiopath.models", _EXPORTS)

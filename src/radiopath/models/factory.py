@@ -21,6 +21,7 @@ def build_model(
     cfg: RunConfig,
     in_dims: dict[str, int],
     *,
+    blocks: dict[str, list[tuple[str, int, int]]] | None = None,
     channels_last: bool = True,
     init_weights: str | None = None,
 ) -> RadiopathModel:
@@ -29,11 +30,17 @@ def build_model(
     Args:
         in_dims: per modality, the size of one instance's input vector (features mode) or
             of the clinical vector.
+        blocks: per modality, the feature families' column ranges (a hybrid feature set);
+            each is standardised and projected on its own.
         init_weights: finetune mode: the backbones' starting weights (default
             ``cfg.model.weights``; ``"none"`` when a checkpoint will be loaded anyway).
     """
+    if spec.head == "signature":
+        from radiopath.models.signature_head import SignatureModel
+
+        return SignatureModel(spec, cfg.model.signature, in_dims)
     if cfg.train.mode == "features":
-        return RadiopathModel(spec, cfg.model.head, in_dims)
+        return RadiopathModel(spec, cfg.model.head, in_dims, blocks=blocks)
     weights = init_weights or cfg.model.weights
     backbones: dict[str, Backbone] = {}
     for key in spec.modalities:

@@ -31,6 +31,10 @@ class PatientInputs:
     label: np.ndarray  # float, NaN when unknown
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     clinical_columns: list[str] = field(default_factory=list)
+    #: per image modality, the feature families' column ranges ``(family, start, stop)``
+    blocks: dict[str, list[tuple[str, int, int]]] = field(default_factory=dict)
+    #: per modality, the name of every feature column (``family:name``; clinical: its columns)
+    feature_names: dict[str, list[str]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.patient_id)
@@ -70,4 +74,6 @@ class PatientInputs:
             self.label[index],
             {k: v[index] for k, v in self.arrays.items()},
             list(self.clinical_columns),
+            dict(self.blocks),
+            dict(self.feature_names),
         )

@@ -25,7 +25,7 @@ from radiopath.modalities import MODALITIES, ImageModality
 from radiopath.models.backbones import Backbone
 from radiopath.models.encoders import ClinicalEncoder, InstanceSetEncoder
 from radiopath.models.fusion import create_fusion
-from radiopath.models.standardize import Standardizer, fit_standardizer
+from radiopath.models.standardize import BlockStandardizer
 from radiopath.run_config import HeadConfig, ModelSpec, model_presets
 
 #: Named models of a study (from the modality registry): unimodal baselines and fusions.
@@ -49,20 +49,22 @@ class RadiopathModel(nn.Module):
         head: HeadConfig,
         in_dims: dict[str, int],
         backbones: dict[str, Backbone] | None = None,
+        blocks: dict[str, list[tuple[str, int, int]]] | None = None,
     ) -> None:
         super().__init__()
         self.spec = spec
         self.head_cfg = head
         self.backbones = nn.ModuleDict(backbones or {})
         self.backbone_amp: torch.dtype | None = None
-        standardize: dict[str, Standardizer] = {}
+        standardize: dict[str, BlockStandardizer] = {}
         encoders: dict[str, nn.Module] = {}
         for m in spec.modalities:
             if m not in in_dims:
                 raise ConfigError(f"model '{spec.name}' needs {m} inputs, but the cohort has none")
             if m not in self.backbones:
                 k = head.pca_dim if is_image(m) else None
-                standardize[m] = Standardizer(in_dims[m], k)
+                spans = [(a, b) for _, a, b in (blocks or {}).get(m, [])] or [(0, in_dims[m])]
+                standardize[m] = BlockStandardizer(spans, k)
             dim = standardize[m].out_dim if m in standardize else in_dims[m]
             if is_image(m):
                 modality = MODALITIES[m]
@@ -90,8 +92,7 @@ class RadiopathModel(nn.Module):
         ignored); the projection keeps ``head.pca_dim`` principal components.
         """
         for m, module in self.standardize.items():
-            rows = arrays[m][index][arrays[f"{m}_mask"][index].astype(bool)]
-            module.load(fit_standardizer(rows, module.out_dim if module.project else None))
+            module.fit(arrays[m][index][arrays[f"{m}_mask"][index].astype(bool)])
 
     def present(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Which patients have each modality: (B,) bool per modality."""

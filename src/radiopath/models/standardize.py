@@ -111,3 +111,25 @@ class Standardizer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = torch.nan_to_num((x.float() - self.mean) / self.scale, nan=0.0)
         return z @ self.components if self.project else z
+
+
+class BlockStandardizer(nn.Module):
+    """One :class:`Standardizer` per block of columns (a hybrid feature set: the deep block and
+    the handcrafted block are standardised and projected each on its own, inside the fold)."""
+
+    def __init__(self, spans: list[tuple[int, int]], n_components: int | None = None) -> None:
+        super().__init__()
+        self.spans = [(int(a), int(b)) for a, b in spans]
+        self.parts = nn.ModuleList([Standardizer(b - a, n_components) for a, b in self.spans])
+        self.out_dim = sum(p.out_dim for p in self.parts)
+
+    def fit(self, rows: np.ndarray) -> BlockStandardizer:
+        """Fit every block on the training rows ``(n, D)``."""
+        for (a, b), part in zip(self.spans, self.parts, strict=True):
+            part.load(fit_standardizer(rows[:, a:b], part.out_dim if part.project else None))
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if len(self.parts) == 1 and self.spans[0] == (0, x.shape[-1]):
+            return self.parts[0](x)
+        return torch.cat([part(x[..., a:b]) for (a, b), part in zip(self.spans, self.parts, strict=True)], -1)

@@ -37,9 +37,9 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise ConfigError(f"weights file {path} not found; give an existing .safetensors or .pth file")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+        from radiopath.models.checkpoint import load_tensors
 
-        return load_file(str(path))
+        return load_tensors(path)[0]  # a non-safetensors file is a ConfigError naming it
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickled code, corrupt file, …

@@ -33,6 +33,7 @@ from radiopath.evaluate.predictions import load_predictions
 from radiopath.evaluate.results import Evaluation, format_ci, load_evaluation
 from radiopath.evaluate.runinfo import flatten, read_config, read_provenance
 from radiopath.io.atomic import atomic_dir, write_text
+from radiopath.report import features as FT
 from radiopath.report import sections as S
 from radiopath.report.explanations import REFERENCES as EXPLAIN_REFERENCES
 from radiopath.report.explanations import explain_section
@@ -469,6 +470,8 @@ def render_report(run: Path, ev: Evaluation, df: pd.DataFrame, figures: list[Fig
         "nested": S.threshold_section(ev),
         "threshold_note": S.threshold_note(ev),
         "conformal": S.conformal_section(ev),
+        "feature_sets": FT.feature_sets(run),
+        "signatures": FT.signatures(run),
         "recal": S.recalibration_section(ev),
     }
     return env.get_template("report.html.j2").render(**context)

@@ -170,20 +170,30 @@ def methods_paragraphs(
         out.append(("Inputs and pre-processing", f"Pre-processing options: {NOT_RECORDED} (no config.yaml)."))
         out.append(("Model", f"Model options: {NOT_RECORDED}. Models evaluated: {', '.join(ev.models)}."))
     else:
+        t, mc = config.train, config.model
         sections = [
             f"{m.label.capitalize()} options: {_section_keys(getattr(config, m.section))}."
             for m in MODALITIES.values()
             if m.section and m.options is not None
         ]
+        fsets = "; ".join(
+            f"{m.label}: {mc.feature_set_of(m.key)}"
+            for m in MODALITIES.values()
+            if isinstance(m, ImageModality)
+        )
         out.append(
             (
                 "Inputs and pre-processing",
-                " ".join(sections)
+                f"Feature sets (model.feature_set; features mode): {fsets} — deep = the frozen backbone's "
+                "pooled features; handcrafted = ultrasound radiomics of the nodule region (IBSI-named "
+                "first-order, 2-D shape, GLCM, GLRLM, GLSZM, GLDM, NGTDM, LBP) and cytology nuclear "
+                "morphometry, chromatin and crowding per tile at the tiling resolution; hybrid = both, each "
+                "block standardised and projected inside the training folds. "
+                + " ".join(sections)
                 + f" Fitted on the development cohort only and applied unchanged to every other patient: "
                 f"{_preprocessing(run)}.",
             )
         )
-        t, mc = config.train, config.model
         extra_train = {
             k: v for k, v in t.model_dump(mode="json").items() if k not in {"mode", "epochs", "lr"}
         }

@@ -5,6 +5,8 @@
     config.yaml            the fully resolved RunConfig (written first)
     provenance.json        versions, seed, compute plan, data fingerprint, timings
     cohort.parquet         the validated cohort (ids, centers, cohorts, labels, inputs)
+    data_fingerprint.parquet  per patient: center, cohort, label, content keys of the inputs
+                           (``--resume`` refuses a run whose data changed)
     folds.csv              the patient-level folds (external / unlabelled = -1)
     preprocessing.json     the fitted preprocessing of every modality (development only)
     inputs.json            how model inputs were made: mode, dimensions, feature families,
@@ -16,6 +18,7 @@
     predictions.parquet    every model's predictions: the hub for metrics and reports
     thresholds.json        the frozen threshold of each model
     logs/                  TensorBoard event files (and MLflow, when installed)
+    .lock                  held while a run writes the folder (names the holder)
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 CONFIG = "config.yaml"
 PROVENANCE = "provenance.json"
 COHORT = "cohort.parquet"
+FINGERPRINT = "data_fingerprint.parquet"
 FOLDS = "folds.csv"
 PREPROCESSING = "preprocessing.json"
 INPUTS = "inputs.json"

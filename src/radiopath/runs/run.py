@@ -36,9 +36,9 @@ from radiopath.cohort import Cohort
 from radiopath.compute import ComputePlan, plan
 from radiopath.errors import ConfigError
 from radiopath.features.cache import default_cache_dir
-from radiopath.features.extract import extract_features, load_images
+from radiopath.features.extract import Backbones, extract_features, load_images
 from radiopath.features.preprocessing import Preprocessing
-from radiopath.modalities import StageContext
+from radiopath.modalities import MODALITIES, ImageModality, StageContext
 from radiopath.models import checkpoint as ckpt_io
 from radiopath.models.factory import build_model
 from radiopath.models.inference import ensemble_proba, modality_presence, usable_patients
@@ -73,21 +73,28 @@ class InputsInfo:
 
     mode: str
     in_dims: dict[str, int]
-    families: dict[str, str]
+    families: dict[str, dict[str, str]]  # modality → feature family → cache key
     clinical_columns: list[str]
     amp: str  # "bf16" or "fp32": the backbones' precision in training and extraction
+    blocks: dict[str, list[tuple[str, int, int]]]  # modality → (family, start, stop) columns
+    feature_names: dict[str, list[str]]  # modality → column names (family:name)
 
     @classmethod
     def read(cls, run: Path) -> InputsInfo:
-        path = run / layout.INPUTS
+        return cls.read_file(run / layout.INPUTS)
+
+    @classmethod
+    def read_file(cls, path: Path) -> InputsInfo:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             return cls(
                 str(data["mode"]),
                 {k: int(v) for k, v in data["in_dims"].items()},
-                dict(data.get("families", {})),
+                {k: dict(v) for k, v in data.get("families", {}).items()},
                 list(data.get("clinical_columns", [])),
                 str(data.get("amp", "fp32")),
+                {k: [(str(f), int(a), int(b)) for f, a, b in v] for k, v in data.get("blocks", {}).items()},
+                {k: list(v) for k, v in data.get("feature_names", {}).items()},
             )
         except (OSError, ValueError, KeyError) as exc:
             raise ConfigError(
@@ -101,23 +108,62 @@ class InputsInfo:
             "families": self.families,
             "clinical_columns": self.clinical_columns,
             "amp": self.amp,
+            "blocks": {k: [list(b) for b in v] for k, v in self.blocks.items()},
+            "feature_names": self.feature_names,
         }
 
 
 class Run:
-    """A run folder opened read-only (see the module docstring). Use :func:`load_run`."""
+    """A run folder opened read-only (see the module docstring). Use :func:`load_run`.
+
+    A model bundle (:class:`radiopath.serve.Bundle`) is a :class:`Run` whose files live
+    elsewhere: it overrides :meth:`file`, :meth:`read_config`, :meth:`fold_weights` and
+    :meth:`backbones`, and scores patients with the same :meth:`predict`.
+    """
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
-        cfg_path = self.folder / layout.CONFIG
+        self.config: RunConfig = self.read_config()
+        self.info = InputsInfo.read_file(self.file(layout.INPUTS))
+        self.preprocessing = Preprocessing.load(self.file(layout.PREPROCESSING))
+        self._models: dict[tuple[str, str], list[RadiopathModel]] = {}
+        self._backbones: dict[ComputePlan, Backbones] = {}
+
+    # -- where the files are (a bundle keeps them elsewhere) ---------------------------------
+
+    def file(self, name: str) -> Path:
+        """Where this run keeps the file called ``name`` in :mod:`radiopath.runs.layout`."""
+        return self.folder / name
+
+    def read_config(self) -> RunConfig:
+        cfg_path = self.file(layout.CONFIG)
         if not cfg_path.is_file():
             raise ConfigError(
                 f"{self.folder} is not a run folder (no {layout.CONFIG}); give the --out of `radiopath train`"
             )
-        self.config: RunConfig = RunConfig.from_yaml(cfg_path)
-        self.info = InputsInfo.read(self.folder)
-        self.preprocessing = Preprocessing.load(self.folder / layout.PREPROCESSING)
-        self._models: dict[tuple[str, str], list[RadiopathModel]] = {}
+        return RunConfig.from_yaml(cfg_path)
+
+    def fold_weights(self, model: str) -> list[Path]:
+        """The best-weights file of every fold of ``model``, in fold order.
+
+        Raises:
+            ConfigError: the model has no fold weights.
+        """
+        folders = sorted(
+            (p for p in layout.model_dir(self.folder, model).glob("fold*") if (p / ckpt_io.BEST).is_file()),
+            key=lambda p: int(p.name[4:]),
+        )
+        if not folders:
+            raise ConfigError(
+                f"{layout.model_dir(self.folder, model)} holds no fold weights; is the run finished?"
+            )
+        return [p / ckpt_io.BEST for p in folders]
+
+    def backbones(self, compute: ComputePlan) -> Backbones:
+        """The frozen backbones of features mode on ``compute``, built once and kept."""
+        if compute not in self._backbones:
+            self._backbones[compute] = Backbones(self.config, compute)
+        return self._backbones[compute]
 
     # -- what the run holds -------------------------------------------------------------------
 
@@ -152,7 +198,7 @@ class Run:
 
     @cached_property
     def thresholds(self) -> dict[str, float]:
-        path = self.folder / layout.THRESHOLDS
+        path = self.file(layout.THRESHOLDS)
         try:
             return {k: float(v) for k, v in json.loads(path.read_text(encoding="utf-8")).items()}
         except (OSError, ValueError) as exc:
@@ -195,22 +241,12 @@ class Run:
         key = (model, str(device))
         if key not in self._models:
             spec = self.spec(model)
-            folders = sorted(
-                (
-                    p
-                    for p in layout.model_dir(self.folder, model).glob("fold*")
-                    if (p / ckpt_io.BEST).is_file()
-                ),
-                key=lambda p: int(p.name[4:]),
-            )
-            if not folders:
-                raise ConfigError(
-                    f"{layout.model_dir(self.folder, model)} holds no fold weights; is the run finished?"
-                )
             out = []
-            for folder in folders:
-                m = build_model(spec, self.config, self.info.in_dims, init_weights="none")
-                ckpt_io.load_weights(m, folder / ckpt_io.BEST)
+            for path in self.fold_weights(model):
+                m = build_model(
+                    spec, self.config, self.info.in_dims, blocks=self.info.blocks, init_weights="none"
+                )
+                ckpt_io.load_weights(m, path)
                 out.append(m.eval().to(device))
             self._models[key] = out
         return self._models[key]
@@ -234,8 +270,16 @@ class Run:
         if self.info.mode == "finetune":
             inputs, _, _ = load_images(table, self.config, ctx, preprocessing=self.preprocessing)
         else:
-            fs = extract_features(table, self.config, compute, ctx, preprocessing=self.preprocessing)
+            fs = extract_features(
+                table,
+                self.config,
+                compute,
+                ctx,
+                preprocessing=self.preprocessing,
+                backbones=self.backbones(compute),
+            )
             inputs = fs.inputs(table)
+        _fill_absent(inputs, self.info, self.config)
         if "clinical" in inputs.arrays and inputs.clinical_columns != self.info.clinical_columns:
             raise ConfigError(
                 f"clinical columns {inputs.clinical_columns} differ from the run's "
@@ -315,6 +359,23 @@ def load_run(folder: str | Path) -> Run:
         ConfigError: not a run folder, or an unfinished or damaged one (names the file).
     """
     return Run(folder)
+
+
+def _fill_absent(inputs: PatientInputs, info: InputsInfo, cfg: RunConfig) -> None:
+    """Give every image modality the run was trained on an array, all absent when no patient of
+    the table has it (one new patient without a slide), so fusion models still score them."""
+    n = len(inputs)
+    for key, dim in info.in_dims.items():
+        modality = MODALITIES.get(key)
+        if not isinstance(modality, ImageModality) or key in inputs.arrays:
+            continue
+        k = modality.max_instances(cfg)
+        if info.mode == "finetune":
+            size = modality.input_size(cfg)
+            inputs.arrays[key] = np.zeros((n, k, size, size, 3), np.uint8)
+        else:
+            inputs.arrays[key] = np.zeros((n, k, dim), np.float32)
+        inputs.arrays[f"{key}_mask"] = np.zeros((n, k), bool)
 
 
 def _table_of(source: str | Path | Cohort | pd.DataFrame) -> pd.DataFrame:

@@ -184,6 +184,7 @@ def tile_cohort(
     cfg = cfg or TilingConfig()
     out_dir = Path(out_dir)
     pairs = slides_of(cohort_or_manifest)
+    overrides = _overrides(mpp_table)  # a bad resolution table fails before anything is written
     folders = {pid: out_dir / "slides" / slug(pid) for pid, _ in pairs}
     if len(set(folders.values())) != len(folders):
         raise ConfigError(
@@ -193,7 +194,7 @@ def tile_cohort(
     final = out_dir / "tiles.parquet"
     final.unlink(missing_ok=True)  # rewritten at the end; never left stale from an older run
     cfg.to_yaml(out_dir / "tiling.yaml")
-    summaries = _tile_all(pairs, folders, cfg, _overrides(mpp_table), export_patches, workers, progress)
+    summaries = _tile_all(pairs, folders, cfg, overrides, export_patches, workers, progress)
     _write_index(out_dir, pairs, summaries)
     failures = {pid: s["message"] for pid, s in summaries.items() if s["status"] == "error"}
     if failures:

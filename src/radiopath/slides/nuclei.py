@@ -26,10 +26,12 @@ explanations ask how much Grad-CAM mass falls on them, so both see the same nucl
    objects above ``max_area_um2`` are clumps the watershed could not split: they stay in
    :attr:`NucleiSegmentation.mask` (their pixels are nuclear) but are not nuclei to measure.
 
-Measured on synthetic LBC tiles with known nuclei (``tests/slides/test_nuclei.py``, three
-centers with different stain hue, intensity and blur): Dice of the nuclear mask about 0.96,
-nuclei found about 0.9 of the true count in crowded papillary groups, about 10 ms per
-224-px tile on one core.
+Measured on synthetic LBC tiles with known nuclei (``tests/slides/test_nuclei.py``: benign to
+papillary-like cells at the three synthetic centers' stain hue, intensity and blur): Dice of
+the nuclear mask 0.94, detection F1 0.80 at IoU 0.5, 0.96 of the true count found (crowded,
+overlapping papillary groups are where nuclei merge or split), about 10-20 ms per 224-px tile
+on one core. On real H&E (``stain="hematoxylin_eosin"``) it finds 340 nuclei in the 500x300
+StarDist sample and 480 in TIAToolbox's 1000x1000 target.
 """
 
 from __future__ import annotations

@@ -27,20 +27,13 @@ import numpy as np
 import pandas as pd
 
 from radiopath.errors import ConfigError, ImageReadError
+from radiopath.io.slides import MPP_RANGE, plausible_mpp
+from radiopath.io.slides import PLAIN_SLIDE_MAX_PIXELS as MAX_IMAGE_PIXELS  # noqa: F401 - public name
 
-#: Plausible microscope resolutions, µm per pixel; metadata outside this range is ignored.
-MPP_RANGE: tuple[float, float] = (0.05, 20.0)
-#: Ordinary images above this many pixels are refused (they are decoded whole).
-MAX_IMAGE_PIXELS = 400_000_000
 _MPP_FIX = (
     "give its resolution with an mpp override (tile_slide(..., mpp_override=0.25), or a row "
     "'slide,mpp' in the table passed as --mpp-table)"
 )
-
-
-def plausible_mpp(value: float | None) -> bool:
-    """True for a finite resolution a microscope scanner can have (0.05-20 µm/px)."""
-    return value is not None and math.isfinite(value) and MPP_RANGE[0] <= value <= MPP_RANGE[1]
 
 
 class Slide(ABC):
@@ -212,16 +205,32 @@ def _bounds(props: Mapping[str, str], dims: tuple[int, int]) -> tuple[int, int, 
 
 
 class ImageSlide(Slide):
-    """One ordinary image as a one-level slide (decoded once: PNG/JPEG have no random access)."""
+    """One ordinary image as a one-level slide.
+
+    Size and resolution come from the header, so a slide without a usable resolution (or
+    too large to decode) is refused before any pixel is decoded; the pixels are decoded
+    once, on first use (PNG/JPEG have no random access).
+    """
 
     def __init__(self, path: Path, mpp_override: float | None = None) -> None:
+        from radiopath.io.images import image_size
+        from radiopath.io.limits import check_pixels
+        from radiopath.io.slides import image_mpp, plain_slide_budget
+
         self.path = path
         self.vendor = "image"
-        self._img, meta_mpp = _read_plain(path)
-        h, w = self._img.shape[:2]
+        w, h = image_size(path)
+        check_pixels(path, w, h, plain_slide_budget())
         self.level_dimensions = ((w, h),)
         self.level_downsamples = (1.0,)
-        self.mpp, self.mpp_source = resolve_mpp(path, meta_mpp, mpp_override)
+        self.mpp, self.mpp_source = resolve_mpp(path, image_mpp(path), mpp_override)
+
+    @functools.cached_property
+    def _img(self) -> np.ndarray:
+        img = _read_plain(self.path)
+        if (img.shape[1], img.shape[0]) != self.dimensions:  # e.g. an EXIF-rotated or odd header
+            self.level_dimensions = ((img.shape[1], img.shape[0]),)
+        return img
 
     def read_region(self, x: int, y: int, level: int, width: int, height: int) -> np.ndarray:
         return _crop_padded(self._img, x, y, width, height, self.background)
@@ -244,53 +253,12 @@ def _crop_padded(
     return out
 
 
-def _read_plain(path: Path) -> tuple[np.ndarray, float | None]:
-    """Pixels and the resolution tag (µm/px, None when absent) of an ordinary image."""
-    from PIL import Image
+def _read_plain(path: Path) -> np.ndarray:
+    """Pixels of an ordinary image used as (part of) a slide, within the plain-slide budget."""
+    from radiopath.io.images import read_image
+    from radiopath.io.slides import plain_slide_budget
 
-    from radiopath.io.images import read_image, sniff_format
-
-    fmt = sniff_format(path)
-    meta: float | None = None
-    if fmt != "DICOM":
-        old = Image.MAX_IMAGE_PIXELS
-        Image.MAX_IMAGE_PIXELS = None  # we apply our own, larger, limit below
-        try:
-            with Image.open(path) as im:
-                if im.size[0] * im.size[1] > MAX_IMAGE_PIXELS:
-                    raise ImageReadError(
-                        path,
-                        f"plain image of {im.size[0]}x{im.size[1]} px is too large to decode whole",
-                        "convert it to a tiled pyramidal TIFF (e.g. with vips tiffsave --tile --pyramid)",
-                    )
-                meta = _pil_mpp(im)
-                im.load()
-                from radiopath.io.images import _pil_to_rgb
-
-                return _pil_to_rgb(im), meta
-        except ImageReadError:
-            raise
-        except Exception:  # fall back to the project's reader and its clear errors
-            pass
-        finally:
-            Image.MAX_IMAGE_PIXELS = old
-    return read_image(path), meta
-
-
-def _pil_mpp(im: object) -> float | None:
-    """µm/px from a PIL image's resolution tags (TIFF, PNG pHYs, JPEG JFIF), else None."""
-    info = getattr(im, "info", {})
-    tags = getattr(im, "tag_v2", None)
-    if tags is not None and 282 in tags:  # TIFF XResolution + ResolutionUnit
-        unit = tags.get(296, 2)
-        res = float(tags[282])
-        if res > 0 and unit in (2, 3):
-            return (25400.0 if unit == 2 else 10000.0) / res
-        return None
-    dpi = info.get("dpi")
-    if dpi and float(dpi[0]) > 0:
-        return 25400.0 / float(dpi[0])
-    return None
+    return read_image(path, max_pixels=plain_slide_budget())
 
 
 # --------------------------------------------------------------------------- patch folders
@@ -322,7 +290,9 @@ class FolderSlide(Slide):
         self.level_dimensions = ((cols * cw, rows * ch),)
         self.level_downsamples = (1.0,)
         self._read = functools.lru_cache(maxsize=cache)(self._read_patch)
-        meta = _folder_mpp(self.files)
+        from radiopath.io.slides import folder_mpp
+
+        meta = folder_mpp(self.files)
         self.mpp, self.mpp_source = resolve_mpp(path, meta, mpp_override)
 
     @property
@@ -330,7 +300,7 @@ class FolderSlide(Slide):
         return list(self._rects)
 
     def _read_patch(self, i: int) -> np.ndarray:
-        return _read_plain(self.files[i])[0]
+        return _read_plain(self.files[i])
 
     def read_region(self, x: int, y: int, level: int, width: int, height: int) -> np.ndarray:
         out = np.empty((height, width, 3), np.uint8)
@@ -350,25 +320,8 @@ class FolderSlide(Slide):
             ox, oy = round(px / downsample), round(py / downsample)
             ow = max(min(round(pw / downsample), out.shape[1] - ox), 1)
             oh = max(min(round(ph / downsample), out.shape[0] - oy), 1)
-            out[oy : oy + oh, ox : ox + ow] = resize(_read_plain(self.files[i])[0], ow, oh)
+            out[oy : oy + oh, ox : ox + ow] = resize(_read_plain(self.files[i]), ow, oh)
         return out
-
-
-def _folder_mpp(files: list[Path]) -> float | None:
-    """The patches' common plausible resolution tag, or None when absent or inconsistent."""
-    from PIL import Image
-
-    values = []
-    for f in files[:32]:
-        try:
-            with Image.open(f) as im:
-                values.append(_pil_mpp(im))
-        except Exception:
-            return None
-    if not values or any(not plausible_mpp(v) for v in values):
-        return None
-    lo, hi = min(values), max(values)  # type: ignore[type-var]
-    return float(lo) if hi <= lo * 1.01 else None  # type: ignore[operator]
 
 
 # --------------------------------------------------------------------------- resolution

@@ -33,6 +33,7 @@ from radiopath.models.inputs import PatientInputs
 from radiopath.models.model import ModelSpec, RadiopathModel
 from radiopath.run_config import ProtocolConfig, TrainConfig
 from radiopath.train.loop import Augment, predict, train_fold
+from radiopath.train.signature import fit_signature_fold
 
 #: predictions.parquet: the columns radiopath.evaluate requires, plus which inputs were present
 PREDICTION_COLUMNS = [*REQUIRED_PREDICTION_COLUMNS, "modalities", "missing_modality"]
@@ -106,21 +107,28 @@ def run_model(
         torch.manual_seed(stable_seed(protocol.seed, spec.name, k))
         model = make_model(spec)
         ckpt = run_dir / "checkpoints" / spec.name / f"fold{k}" if run_dir is not None else None
-        result = train_fold(
-            model,
-            inputs,
-            fit_idx,
-            val_idx,
-            train,
-            stable_seed(protocol.seed, spec.name, k, "loop"),
-            compute,
-            ckpt,
-            augment,
-        )
+        if spec.head == "signature":
+            result = fit_signature_fold(
+                model, inputs, train_idx, stable_seed(protocol.seed, spec.name, k), ckpt
+            )  # type: ignore[arg-type]
+        else:
+            result = train_fold(
+                model,
+                inputs,
+                fit_idx,
+                val_idx,
+                train,
+                stable_seed(protocol.seed, spec.name, k, "loop"),
+                compute,
+                ckpt,
+                augment,
+            )
         oof[test_idx] = predict(model, inputs, test_idx, compute)
         if to_ensemble.any():
             per_fold.append(predict(model, inputs, np.flatnonzero(to_ensemble), compute))
-        if progress:
+        if progress and spec.head == "signature":
+            progress(f"{spec.name} fold {k + 1}/{n_folds}: signature fitted")
+        elif progress:
             progress(
                 f"{spec.name} fold {k + 1}/{n_folds}: best epoch {result.best_epoch + 1}, "
                 f"val loss {result.best_val_loss:.3f}"

@@ -17,12 +17,13 @@ run's (every epoch is seeded on its own).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,12 +42,14 @@ from radiopath.features.extract import extract_features, load_images
 from radiopath.features.preprocessing import Preprocessing
 from radiopath.features.store import FeatureSet, cohort_key, options_diff, source_table
 from radiopath.io.atomic import atomic_path, write_text
+from radiopath.io.fingerprint import digest
+from radiopath.io.lock import folder_lock
 from radiopath.modalities import MODALITIES, ImageModality, StageContext
 from radiopath.models import checkpoint as ckpt_io
 from radiopath.models.factory import build_model
 from radiopath.models.inputs import PatientInputs
 from radiopath.models.model import RadiopathModel
-from radiopath.preflight import check_run
+from radiopath.preflight import check_options, check_run
 from radiopath.run_config import ModelSpec, RunConfig
 from radiopath.runs import layout
 from radiopath.runs.run import InputsInfo
@@ -72,9 +75,10 @@ class _Prepared:
     inputs: PatientInputs
     preprocessing: Preprocessing
     flags: pd.DataFrame
-    families: dict[str, str]
+    families: dict[str, dict[str, str]]
     stats: dict[str, Any]
     data_key: str
+    feature_names: dict[str, list[str]]
 
 
 def train_run(
@@ -113,23 +117,86 @@ def train_run(
         compute = ComputePlan(
             torch.device("cuda", torch.cuda.current_device()), compute.amp_dtype, compute.channels_last
         )
+    check_options(cfg, tiles=tiles)  # options first: cheap, and the user's own typing
     cohort = Cohort.from_manifest(manifest)
     for w in cohort.warnings:
-        say(f"warning: {w}")
+        say(str(w))
     feature_set = FeatureSet.load(features) if features is not None else None
-    check_run(cfg, cohort, compute, features=feature_set, tiles=tiles)
+    check_run(cfg, cohort, compute, features=feature_set)
     say(f"compute: {compute.describe()}; {dist.world_size()} process(es)")
     root = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
     ctx = StageContext(root, Path(tiles) if tiles else None, mpp_table, workers=_workers(), say=say)
-    prepared = _prepare(cohort, cfg, compute, ctx, feature_set, feature_progress)
-    # --- nothing was written before this line -------------------------------------------------
+    fingerprint = data_fingerprint(cohort.table)
+    if resume:
+        check_same_data(run_dir, fingerprint)
+    # --- nothing was written before this line; from here on the run folder is locked ---------
+    with _locked(run_dir) if dist.is_main() else contextlib.nullcontext():
+        if dist.is_main():  # the folder may have changed since the first look: check again, locked
+            _resolve_config(run_dir, config, resume, overwrite)
+            _sweep_partials(run_dir)
+        prepared = _prepare(cohort, cfg, compute, ctx, feature_set, feature_progress)
+        job = _Job(manifest, run_dir, cfg, config, cohort, compute, prepared, fingerprint, say, start)
+        return _train_locked(job, resume, overwrite, features, tiles, mpp_table)
+
+
+@dataclass
+class _Job:
+    """Everything decided before the run folder is touched."""
+
+    manifest: str | Path
+    run_dir: Path
+    cfg: RunConfig
+    config: RunConfig | None  # as the caller gave it (for the check under the lock)
+    cohort: Cohort
+    compute: ComputePlan
+    prepared: _Prepared
+    fingerprint: pd.DataFrame
+    say: Say
+    start: float
+
+
+@contextlib.contextmanager
+def _locked(run_dir: Path) -> Iterator[Path]:
+    """The run folder's lock (``RUN/.lock``), held by rank 0 while the run prepares and writes.
+
+    A folder this call created is removed again when the run fails before writing anything
+    into it (a tiling or extraction error), so the corrected command starts cleanly.
+    """
+    created = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with folder_lock(run_dir, layout.LOCK, what="run") as lock:
+            yield lock
+    except BaseException:
+        if created and all(p.name == layout.LOCK for p in run_dir.iterdir()):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def _train_locked(
+    job: _Job,
+    resume: bool,
+    overwrite: bool,
+    features: str | Path | None,
+    tiles: str | Path | None,
+    mpp_table: str | Path | None,
+) -> RunResult:
+    manifest, run_dir, cfg, cohort, compute, prepared, say = (
+        job.manifest,
+        job.run_dir,
+        job.cfg,
+        job.cohort,
+        job.compute,
+        job.prepared,
+        job.say,
+    )
     with dist.main_first():
         if dist.is_main():
-            if overwrite and run_dir.exists() and not resume:
-                shutil.rmtree(run_dir)
-            run_dir.mkdir(parents=True, exist_ok=True)
+            if overwrite and not resume:
+                _empty(run_dir)
             cfg.to_yaml(run_dir / layout.CONFIG)
             _write_table(run_dir / layout.COHORT, _cohort_record(cohort))
+            _write_table(run_dir / layout.FINGERPRINT, job.fingerprint)
     folds = cohort.folds(cfg.protocol.n_folds, cfg.protocol.seed).to_numpy()
     if dist.is_main():
         _write_table(
@@ -147,7 +214,7 @@ def train_run(
             continue
         outcome = run_model(
             spec,
-            _factory(cfg, in_dims, compute),
+            _factory(cfg, in_dims, compute, prepared.inputs.blocks),
             prepared.inputs,
             folds,
             cfg.train,
@@ -166,7 +233,7 @@ def train_run(
     thresholds = {
         m: float(t) for m, t in predictions.groupby("model", sort=False)["threshold"].first().items()
     }
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - job.start
     if dist.is_main():
         _write_table(run_dir / layout.PREDICTIONS, predictions)
         write_text(run_dir / layout.THRESHOLDS, json.dumps(thresholds, indent=2))
@@ -194,7 +261,7 @@ def _prepare(
     if cfg.train.mode == "finetune":
         inputs, state, flags = load_images(table, cfg, ctx)
         key = cohort_key(source_table(table, list(_present_images(table))))
-        return _Prepared(inputs, state, flags, {}, {}, key)
+        return _Prepared(inputs, state, flags, {}, {}, key, {})
     if feature_set is None:
         with dist.main_first():  # rank 0 tiles first; the others then find every slide done
             feature_set = extract_features(table, cfg, compute, ctx, progress=progress)
@@ -208,6 +275,7 @@ def _prepare(
         dict(feature_set.families),
         dict(feature_set.stats),
         feature_set.cohort_key(),
+        {m: feature_set.feature_names(m) for m in feature_set.features},
     )
 
 
@@ -216,10 +284,13 @@ def _present_images(table: pd.DataFrame) -> list[str]:
 
 
 def _factory(
-    cfg: RunConfig, in_dims: dict[str, int], compute: ComputePlan
+    cfg: RunConfig,
+    in_dims: dict[str, int],
+    compute: ComputePlan,
+    blocks: dict[str, list[tuple[str, int, int]]] | None = None,
 ) -> Callable[[ModelSpec], RadiopathModel]:
     """Heads on cached features, or (finetune) heads plus fresh backbones for every fold."""
-    return lambda spec: build_model(spec, cfg, in_dims, channels_last=compute.channels_last)
+    return lambda spec: build_model(spec, cfg, in_dims, blocks=blocks, channels_last=compute.channels_last)
 
 
 def _finetune_augment(cfg: RunConfig) -> Augment:
@@ -239,7 +310,13 @@ def _finetune_augment(cfg: RunConfig) -> Augment:
     return augment
 
 
-def _resolve_config(run_dir: Path, config: RunConfig | None, resume: bool, overwrite: bool) -> RunConfig:
+def _resolve_config(
+    run_dir: Path,
+    config: RunConfig | None,
+    resume: bool,
+    overwrite: bool,
+    ignore: tuple[str, ...] = (layout.LOCK,),
+) -> RunConfig:
     """The options of the run, checked against a saved run folder; writes nothing."""
     saved = run_dir / layout.CONFIG
     if run_dir.exists() and not run_dir.is_dir():
@@ -258,7 +335,7 @@ def _resolve_config(run_dir: Path, config: RunConfig | None, resume: bool, overw
                     "resume with the saved options (omit --config and option flags) or start a new run folder"
                 )
         return previous
-    if run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
+    if run_dir.exists() and any(p.name not in ignore for p in run_dir.iterdir()) and not overwrite:
         if saved.exists():
             raise OutputExistsError(
                 f"{run_dir} already holds a run; pass --resume to continue it, --overwrite to replace it, "
@@ -266,6 +343,85 @@ def _resolve_config(run_dir: Path, config: RunConfig | None, resume: bool, overw
             )
         raise OutputExistsError(f"{run_dir} exists and is not empty; choose another --out (or --overwrite)")
     return config or RunConfig()
+
+
+def _sweep_partials(run_dir: Path) -> None:
+    """Remove temporary files a killed writer left (never read: results are renamed into place).
+
+    Safe here because the folder is locked: no other process is writing it.
+    """
+    for p in run_dir.rglob("*.partial*"):
+        with contextlib.suppress(OSError):
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
+def _empty(run_dir: Path) -> None:
+    """Remove a replaced run's files (not the lock we hold)."""
+    for p in run_dir.iterdir():
+        if p.name == layout.LOCK:
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+
+
+def data_fingerprint(table: pd.DataFrame) -> pd.DataFrame:
+    """Per patient: center, cohort, label, the content key of every modality's input files and a
+    digest of the clinical covariates — what ``--resume`` checks has not changed."""
+    fp = source_table(table, _present_images(table))
+    fp["lnm"] = table["lnm"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    clin = [c for c in table.columns if c.startswith("clin_")]
+    if clin:
+        fp["clinical"] = [digest(list(map(str, r))) for r in table[clin].itertuples(index=False)]
+    return fp
+
+
+def check_same_data(run_dir: Path, current: pd.DataFrame) -> None:
+    """Refuse to resume a run whose data changed since it started, saying what changed."""
+    path = run_dir / layout.FINGERPRINT
+    if not path.is_file():
+        return  # a run from before fingerprints: nothing to compare
+    stored = pd.read_parquet(path)
+    changes = describe_data_changes(stored, current)
+    if changes:
+        lines = "\n".join(f"  - {c}" for c in changes[:15])
+        more = f"\n  … and {len(changes) - 15} more" if len(changes) > 15 else ""
+        raise ConfigError(
+            f"--resume refused: the data changed since the run in {run_dir} started:\n{lines}{more}\n"
+            "a resumed run must see the data it started with; restore the data, or start a new run "
+            "folder (or --overwrite this one)"
+        )
+
+
+def describe_data_changes(stored: pd.DataFrame, current: pd.DataFrame) -> list[str]:
+    """Human sentences for every difference between two data fingerprints."""
+    a = stored.set_index("patient_id")
+    b = current.set_index("patient_id")
+    out = []
+    added, removed = b.index.difference(a.index), a.index.difference(b.index)
+    if len(added):
+        out.append(f"{len(added)} patient(s) added: {', '.join(map(str, added[:5]))}")
+    if len(removed):
+        out.append(f"{len(removed)} patient(s) removed: {', '.join(map(str, removed[:5]))}")
+    both = a.index.intersection(b.index)
+    for col in sorted(set(a.columns) | set(b.columns)):
+        if col not in a.columns or col not in b.columns:
+            out.append(f"column {col} {'appeared' if col in b.columns else 'disappeared'}")
+            continue
+        x, y = a.loc[both, col], b.loc[both, col]
+        differ = ~((x == y) | (x.isna() & y.isna()))
+        if differ.any():
+            what = {
+                "lnm": "labels",
+                "center": "centers",
+                "cohort": "cohorts",
+                "clinical": "clinical covariates",
+            }
+            pids = list(map(str, both[differ.to_numpy()][:5]))
+            name = what.get(col, f"{col} input files")
+            out.append(f"{name} changed for {int(differ.sum())} patient(s): {', '.join(pids)}")
+    return out
 
 
 def _cohort_record(cohort: Cohort) -> pd.DataFrame:
@@ -302,6 +458,8 @@ def _write_inputs(run_dir: Path, cfg: RunConfig, compute: ComputePlan, prepared:
         prepared.families,
         prepared.inputs.clinical_columns,
         "bf16" if compute.amp_dtype == torch.bfloat16 else "fp32",
+        prepared.inputs.blocks,
+        prepared.feature_names,
     )
     write_text(run_dir / layout.INPUTS, json.dumps(info.to_dict(), indent=1))
     _write_table(run_dir / layout.FLAGS, prepared.flags)

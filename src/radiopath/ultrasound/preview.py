@@ -14,6 +14,7 @@ Output (each file written atomically)::
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,9 @@ from radiopath.io.atomic import atomic_path
 from radiopath.ultrasound.transform import ProcessedView, UltrasoundTransform, load_view
 
 PANEL = 240  # side of one panel, px
+#: Longer side the preview reads images at: the panels are 240 px, and a 9,000-px export
+#: processed at full size takes minutes (the scan-area filters grow with the image).
+PREVIEW_MAX_SIDE = 1600
 VIEWS = ("us_1", "us_2")
 
 
@@ -77,7 +81,9 @@ def write_preview(
         for view in VIEWS:
             rec: dict[str, object] = {"patient_id": row["patient_id"], "center": row["center"], "view": view}
             try:
-                result = load_view(row, view, tf, details=True) if view in row else None
+                result = (
+                    load_view(row, view, tf, details=True, max_side=PREVIEW_MAX_SIDE) if view in row else None
+                )
             except RadiopathError as exc:
                 rec["error"] = str(exc)
                 records.append(rec)
@@ -94,9 +100,9 @@ def write_preview(
     sheet = np.concatenate([_header(), *rows], axis=0) if rows else _header()
     flags = pd.DataFrame.from_records(records)
     sheet_path, table_path = out_dir / "contact_sheet.png", out_dir / "preview.csv"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(sheet_path) as tmp:
-        cv2.imwrite(str(tmp), sheet[:, :, ::-1])
+    with atomic_path(sheet_path) as tmp:  # makes out_dir; a file in the way is a clear error
+        if not cv2.imwrite(str(tmp), sheet[:, :, ::-1]):  # OpenCV reports failure, never raises
+            raise OSError(errno.EIO, "the contact sheet could not be written")
     with atomic_path(table_path) as tmp:
         flags.to_csv(tmp, index=False)
     col = flags["flags"] if "flags" in flags else pd.Series([], dtype=str)
@@ -128,7 +134,7 @@ def _before(result: ProcessedView, path: object) -> np.ndarray:
     """The screenshot with the scan area, nodule, crop and removed marks drawn on it."""
     from radiopath.io.images import read_image
 
-    img = read_image(str(path)).copy()
+    img = read_image(str(path), max_side=PREVIEW_MAX_SIDE).copy()
     if result.marks is not None:
         img[result.marks.colour & ~result.marks.marks] = (0, 90, 255)
         img[result.marks.marks] = (255, 0, 0)

@@ -280,7 +280,9 @@ def _load(item: ImageLike) -> tuple[np.ndarray, Path | None]:
     return read_image(item), Path(item)
 
 
-def load_view(row: Any, view: str, tf: UltrasoundTransform, details: bool = False) -> Any:
+def load_view(
+    row: Any, view: str, tf: UltrasoundTransform, details: bool = False, max_side: int | None = None
+) -> Any:
     """Read and transform one view of one patient of :attr:`radiopath.cohort.Cohort.table`.
 
     Uses the row's ``<view>_mask`` (preferred) or ``<view>_box`` and its ``center``.
@@ -290,6 +292,9 @@ def load_view(row: Any, view: str, tf: UltrasoundTransform, details: bool = Fals
         view: ``"us_1"`` or ``"us_2"``.
         tf: the transform.
         details: return the :class:`ProcessedView` instead of the crop.
+        max_side: read the image (and mask) reduced so the longer side is at most this,
+            scaling the box to match and finding the scan area from the pixels (DICOM regions
+            are in full-size pixels) — for previews of huge images, not for model inputs.
 
     Returns:
         The ``(size, size, 3)`` uint8 crop (or the ProcessedView), or None when the patient
@@ -307,17 +312,26 @@ def load_view(row: Any, view: str, tf: UltrasoundTransform, details: bool = Fals
     path = _cell(row, view)
     if path is None:
         return None
-    image = read_image(path)
+    image = read_image(path, max_side=max_side)
     mask_path = _cell(row, MASK_COLUMNS[view])
-    mask = read_image(mask_path) if mask_path is not None else None
+    mask = read_image(mask_path, max_side=max_side) if mask_path is not None else None
     box = _cell(row, BOX_COLUMNS[view])
     if isinstance(box, str):
         try:
             box = parse_box(box)
         except ValueError as exc:
             raise ConfigError(f"{BOX_COLUMNS[view]} of patient {_cell(row, 'patient_id')}: {exc}") from None
+    source: str | Path | None = path
+    if max_side is not None:
+        from radiopath.io.images import image_size
+
+        width = image_size(path)[0]
+        if image.shape[1] != width:  # reduced: the box and DICOM regions are in full-size pixels
+            scale = image.shape[1] / width
+            box = tuple(round(float(v) * scale) for v in box) if box is not None else None
+            source = None
     center = _cell(row, "center")
-    result = tf.process(image, mask=mask, box=box, center=center, source_path=path)
+    result = tf.process(image, mask=mask, box=box, center=center, source_path=source)
     return result if details else result.image
 
 
