@@ -66,7 +66,7 @@ def randomized_members(
         with seeded(stable_seed("explain-randomized", model, mem.fold)):
             twin = build_model(spec, cfg, run.info.in_dims, init_weights=NONE)
         for m, std in mem.head.standardize.items():
-            twin.standardize[m].load(std.state())
+            twin.standardize[m].load_state_dict(std.state_dict())  # fitted buffers, kept
         twin = freeze(twin).to(compute.device)
         if finetune:
             backbones = {m: twin.backbones[m] for m in mem.backbones}

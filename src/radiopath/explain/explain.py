@@ -232,6 +232,14 @@ def explain_run(
             f"{run.folder}: the manifest the run was trained on ({run.manifest}) is not there; "
             "explanations need its images: restore it at that path"
         )
+    if run.info.mode == "features":
+        sets = {m: run.config.model.feature_set_of(m) for m in run.info.in_dims if m != "clinical"}
+        other = {m: v for m, v in sets.items() if v != "deep"}
+        if other:
+            raise ConfigError(
+                f"{run.folder}: feature set {other} is not a backbone's features: Grad-CAM explains deep "
+                "features only (model.feature_set: deep); train such a run to explain it"
+            )
     table = Cohort.from_manifest(run.manifest).table
     ids = table["patient_id"].astype(str).tolist()
     seed = run.config.protocol.seed if seed is None else seed
