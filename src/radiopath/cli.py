@@ -206,6 +206,19 @@ def _run_config(config: Path | None, fast: bool, flags: dict[str, Any]) -> Any:
 # --- verbs ------------------------------------------------------------------------------------------
 
 
+ProportionCiOpt = Annotated[
+    str,
+    typer.Option(
+        "--proportion-ci",
+        help="Intervals of accuracy, sensitivity, specificity, PPV, NPV: wilson | clopper-pearson.",
+    ),
+]
+ConformalOpt = Annotated[
+    float,
+    typer.Option("--conformal-alpha", help="Error rate of the conformal risk sets (0 leaves them out)."),
+]
+
+
 @app.command()
 @_friendly
 def synth(
@@ -270,6 +283,13 @@ def validate(
         typer.Option(help="Write before/after contact sheets of the ultrasound preprocessing here."),
     ] = None,
     preview_patients: Annotated[int, typer.Option(help="Patients in the preview, spread over centers.")] = 12,
+    acquisition: Annotated[
+        bool,
+        typer.Option(
+            help="Compare each center's ultrasound brightness and contrast with the development centers' "
+            "(a sample of first views per center) and warn where they differ much."
+        ),
+    ] = True,
 ) -> None:
     """Check a manifest and report every problem at once (exit 2 on any error, 0 when clean)."""
     from radiopath.cohort import validate_manifest
@@ -290,6 +310,11 @@ def validate(
             console.print("preview not written: fix the errors first", soft_wrap=True)
         raise typer.Exit(code=2)
     console.print(f"[bold green]ok[/]: {manifest} is valid ({n_warn} warning(s))", soft_wrap=True)
+    if acquisition and check_files and len(report.table):
+        from radiopath.shift.acquisition import ultrasound_acquisition, ultrasound_warnings
+
+        for w in ultrasound_warnings(ultrasound_acquisition(report.table)):
+            console.print(f"[yellow]acquisition:[/] {w}", soft_wrap=True)
     if preview is not None:
         _write_us_preview(report.table, preview, preview_patients)
 
@@ -347,6 +372,34 @@ def tile(
     )
     counts = ", ".join(f"{n} {s}" for s, n in sorted(status.items()))
     console.print(f"[green]wrote[/] {table} ({counts}; thumbnails in {out / 'slides'})", soft_wrap=True)
+    if Path(source).suffix.lower() in (".csv", ".parquet", ".pq"):
+        _tile_sharpness(Path(source), Path(table), out)
+
+
+def _tile_sharpness(manifest: Path, tiles: Path, out: Path) -> None:
+    """Each center's slide sharpness against the development slides' → ``TILES/sharpness.json``."""
+    import json
+
+    import pandas as pd
+
+    from radiopath.cohort import Cohort
+    from radiopath.io.atomic import write_text
+    from radiopath.slides.sharpness import cohort_sharpness
+
+    state, centers, warnings = cohort_sharpness(pd.read_parquet(tiles), Cohort.from_manifest(manifest).table)
+    if state is None:
+        return
+    record = {"reference": state.to_dict(), "centers": centers.to_dict(orient="records")}
+    write_text(out / "sharpness.json", json.dumps(record, indent=1))
+    for r in centers.itertuples():
+        console.print(
+            f"  sharpness {r.center}: Laplacian variance {r.laplacian_ratio:.0%} of development "
+            f"(robust z {r.sharpness_z:+.1f}, {r.slides_judged} slides)",
+            soft_wrap=True,
+            highlight=False,
+        )
+    for w in warnings:
+        console.print(f"[yellow]warning:[/] {w}", soft_wrap=True)
 
 
 @app.command()
@@ -471,6 +524,16 @@ def evaluate(
         list[str] | None,
         typer.Option(help="Models to compare, as A:B (repeatable; default: each fusion model vs baselines)."),
     ] = None,
+    proportion_ci: ProportionCiOpt = "wilson",
+    conformal_alpha: ConformalOpt = 0.1,
+    recalibrate: Annotated[
+        bool,
+        typer.Option(
+            "--recalibrate",
+            help="Also update the frozen model at each external center with that center's labels "
+            "(model updating, reported in its own table; never instead of the external validation).",
+        ),
+    ] = False,
 ) -> None:
     """Metrics with CIs, paired tests and clinical utility → RUN/metrics.json and RUN/tables/*.csv."""
     from radiopath.evaluate import evaluate_run
@@ -482,7 +545,16 @@ def evaluate(
         if bad:
             raise typer.BadParameter(f"--pair takes MODEL_A:MODEL_B, got {bad}")
         pairs = [tuple(p.split(":")) for p in pair]
-    ev = evaluate_run(run, n_boot=n_boot, seed=seed, sensitivity=sensitivity, pairs=pairs)  # type: ignore[arg-type]
+    ev = evaluate_run(
+        run,
+        n_boot=n_boot,
+        seed=seed,
+        sensitivity=sensitivity,
+        pairs=pairs,  # type: ignore[arg-type]
+        proportion_ci=proportion_ci,
+        conformal_alpha=conformal_alpha or None,
+        recalibrate=recalibrate,
+    )
     print_evaluation(console, ev)
     console.print(f"[green]wrote[/] {run / 'metrics.json'} and {run / 'tables'}/")
 
@@ -494,11 +566,40 @@ def report(
     n_boot: Annotated[
         int, typer.Option("--n-boot", help="Bootstrap resamples, when the run needs (re-)evaluating.")
     ] = 2000,
+    proportion_ci: Annotated[
+        str | None,
+        typer.Option(
+            "--proportion-ci",
+            help="wilson | clopper-pearson intervals of proportions (default: as RUN/metrics.json has them).",
+        ),
+    ] = None,
+    conformal_alpha: Annotated[
+        float | None,
+        typer.Option(
+            "--conformal-alpha",
+            help="Error rate of the conformal risk sets; 0 leaves them out (default: as evaluated).",
+        ),
+    ] = None,
+    recalibrate: Annotated[
+        bool | None,
+        typer.Option(
+            "--recalibrate/--no-recalibrate",
+            help="Show (or leave out) the model-updating analysis with each external center's labels "
+            "(default: as evaluated; the report shows it only when it was asked for).",
+        ),
+    ] = None,
 ) -> None:
-    """Write RUN/report.html: one self-contained study report (evaluates first if needed)."""
+    """Write RUN/report.html: one self-contained study report (evaluates first if needed, and again
+    when --proportion-ci, --conformal-alpha or --recalibrate ask for other settings)."""
     from radiopath.report import write_report
 
-    path = write_report(run, n_boot=n_boot)
+    path = write_report(
+        run,
+        n_boot=n_boot,
+        proportion_ci=proportion_ci,
+        conformal_alpha=conformal_alpha,
+        recalibrate=recalibrate,
+    )
     console.print(f"[green]wrote[/] {path}")
 
 

@@ -145,7 +145,14 @@ def extraction_options(cfg: RunConfig) -> dict[str, Any]:
         "model": {k: data["model"][k] for k in ("backbone", "cytology_backbone", "weights", "feature_set")},
         "train": {
             k: data["train"][k]
-            for k in ("precision", "extract_batch_size", "channels_last", "compile", "device")
+            for k in (
+                "precision",
+                "extract_batch_size",
+                "channels_last",
+                "compile",
+                "device",
+                "augment_passes",
+            )
         },
     }
     for m in MODALITIES.values():

@@ -6,7 +6,8 @@ read it back with the same model — there is no second, untyped view of a run's
 Importing this module does not import torch.
 
 Sections: ``protocol`` (folds, seed, threshold rule, the primary model), ``model`` (which
-models, backbone, weights, heads), ``train`` (optimisation and compute), one section per
+models, backbone, weights, heads), ``train`` (optimisation, compute and the augmented passes
+of features mode), ``harmonization`` (label-free per-center harmonisation), one section per
 modality that has options (``ultrasound``, ``cytology``: taken from the modality registry,
 :mod:`radiopath.modalities`), and ``cache_dir``. Every key a ``config.yaml`` of an earlier
 radiopath accepted is still accepted.
@@ -233,7 +234,19 @@ class TrainConfig(StrictModel):
     weight_decay: float = Field(0.05, ge=0)
     patience: int = Field(15, ge=1, description="epochs without validation improvement before stopping")
     min_epochs: int = Field(10, ge=0)
-    class_weighted: bool = Field(True, description="weight positives by n_negative / n_positive")
+    class_weighted: bool = Field(
+        False,
+        description="weight positives by n_negative / n_positive; off by default: it shifts every "
+        "predicted risk towards the positive class (miscalibration, van den Goorbergh et al. 2022)",
+    )
+    augment_passes: int = Field(
+        2,
+        ge=0,
+        le=8,
+        description="features mode: augmented passes of every development view and tile that extract "
+        "caches (ultrasound.augment, cytology.augment) and training draws from per epoch and patient, "
+        "with the clean features; 0: no augmentation",
+    )
     inner_val_fraction: float = Field(
         0.2, gt=0, lt=0.5, description="share of training patients for early stopping"
     )
@@ -260,12 +273,35 @@ class TrainConfig(StrictModel):
         raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {v!r}")
 
 
+class HarmonizationConfig(StrictModel):
+    """Label-free harmonisation of features per center (:mod:`radiopath.shift.harmonize`).
+
+    Transductive: each center's adjustment is estimated from that center's own unlabelled
+    features (external centers included) and mapped onto the development cohort's statistics;
+    the methods text and the report say so wherever it was used. Off by default.
+    """
+
+    method: Literal["none", "standardize", "combat"] = Field(
+        "none",
+        description="features mode: none | standardize (per-center mean and sd) | combat (the same "
+        "with empirical-Bayes shrinkage, Johnson et al. 2007; Fortin et al. 2018), per feature of every "
+        "image modality and feature set",
+    )
+    min_patients: int = Field(
+        20,
+        ge=2,
+        description="fewest patients a center needs for its own adjustment; smaller centers get the "
+        "run's recorded one, or none",
+    )
+
+
 class _RunConfigBase(StrictModel):
     """Everything a run does; written fully resolved to ``RUN/config.yaml``."""
 
     protocol: ProtocolConfig = Field(default_factory=ProtocolConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    harmonization: HarmonizationConfig = Field(default_factory=HarmonizationConfig)
     cache_dir: str | None = Field(
         None, description="feature and tile cache (default: ~/.cache/radiopath or $RADIOPATH_CACHE)"
     )

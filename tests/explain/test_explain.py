@@ -109,7 +109,7 @@ def test_tiles_pictures_and_gallery(run: Path, explained: dict) -> None:
     assert len(list((folder / "slides" / "cytology").glob("*_cam.png"))) == 4
     assert (folder / "enrichment.png").is_file() and (folder / "deletion.png").is_file()
     html = write_report(run, n_boot=100).read_text()
-    assert "11. Explanations: Grad-CAM" in html and "randomised twin" in html and "Adebayo" in html
+    assert "12. Explanations: Grad-CAM" in html and "randomised twin" in html and "Adebayo" in html
     assert html.count('alt="Grad-CAM fusion_concat') == 4 and "Gallery" in html
 
 

@@ -28,7 +28,7 @@ SECTIONS = (
     "utility",
     "conformal",
     "centers",
-    "updating",
+    "shift",
     "confusion",
     "gallery",
     "methods",
@@ -90,8 +90,9 @@ def test_report_says_which_threshold_and_which_interval(report: str, sim_eval: E
     row = sim_eval.conformal
     r = row[(row["model"] == "fusion_concat") & (row["cohort"] == "external")].iloc[0]
     assert f"{r['coverage_pos']:.3f}<br>" in conf and "uncertain" in conf
-    upd = report.split('id="updating"')[1].split('id="confusion"')[0]
-    assert "Not done" in upd and "recalibrate=True" in upd  # off by default, and says so
+    assert 'id="updating"' not in report and "Model updating, not external" not in report  # only when asked
+    shift = report.split('id="shift"')[1].split('id="confusion"')[0]
+    assert "Not measured for this run" in shift  # a simulated run has no features to compare
 
 
 def test_recalibration_section_is_labelled_as_model_updating(sim_run: Path) -> None:

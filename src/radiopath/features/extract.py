@@ -9,7 +9,10 @@ modality of the registry that the cohort has:
 2. *fit* its preprocessing on the development cohort only (unless a fitted state is given:
    prediction and explanation apply the run's own state, never refit);
 3. *apply* it: instance groups with content keys; features come from the shared cache or
-   are computed by the frozen backbone (:mod:`radiopath.features.deep`).
+   are computed by the frozen backbone (:mod:`radiopath.features.deep`);
+4. with ``augment`` (what ``extract`` and ``train`` do; prediction never does), also
+   ``train.augment_passes`` augmented passes of every development group
+   (:mod:`radiopath.features.passes`), cached like the clean features.
 
 Under ``torchrun`` each rank computes a strided share of the missing groups; batches have a
 fixed shape, so the result does not depend on the number of processes.
@@ -21,6 +24,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +36,8 @@ from radiopath.compute import ComputePlan
 from radiopath.features.cache import FeatureCache, preprocessing_code_version
 from radiopath.features.deep import FeatureExtractor, extractor_key, make_extractor
 from radiopath.features.families import HandcraftedFamily, families_for, measure_group
-from radiopath.features.preprocessing import Preprocessing, fit_preprocessing
+from radiopath.features.passes import augmented_family_key, augmented_group, can_augment
+from radiopath.features.preprocessing import Preprocessing, development_rows, fit_preprocessing
 from radiopath.features.store import INDEX_COLUMNS, Block, FeatureSet, source_table
 from radiopath.io.fingerprint import digest
 from radiopath.modalities import MODALITIES, ImageModality, InstanceGroup, StageContext, VectorModality
@@ -52,6 +57,7 @@ class Plan:
 
     preprocessing: Preprocessing
     groups: dict[str, list[InstanceGroup]] = field(default_factory=dict)
+    prepared: dict[str, Any] = field(default_factory=dict)
 
 
 def image_modalities_present(table: pd.DataFrame) -> list[str]:
@@ -72,7 +78,7 @@ def plan_groups(
         prepared[key] = modality.prepare(table, cfg, ctx)
     if preprocessing is None:
         preprocessing = fit_preprocessing(table, cfg, prepared, images + vectors)
-    plan = Plan(preprocessing)
+    plan = Plan(preprocessing, prepared=prepared)
     for key in images:
         modality = MODALITIES[key]
         assert isinstance(modality, ImageModality)
@@ -148,6 +154,7 @@ def extract_features(
     preprocessing: Preprocessing | None = None,
     progress: Progress | None = None,
     backbones: Backbones | None = None,
+    augment: bool = False,
 ) -> FeatureSet:
     """Features of every view and tile of ``table`` (see the module docstring).
 
@@ -155,10 +162,16 @@ def extract_features(
         table: a validated cohort table (``Cohort.table``).
         preprocessing: a fitted state to apply; None fits it on the development rows.
         backbones: the extractors to use (default: :class:`Backbones` of ``cfg`` on ``compute``).
+        augment: also the augmented passes of the development rows (features mode training);
+            their features are ``FeatureSet.augmented`` (passes, instances, D), the clean
+            features where a group has none.
     """
     plan = plan_groups(table, cfg, ctx, preprocessing)
+    n_passes = int(cfg.train.augment_passes) if augment and cfg.train.mode == "features" else 0
+    dev = development_rows(table)
     backbones = backbones or Backbones(cfg, compute)
     features: dict[str, np.ndarray] = {}
+    augmented: dict[str, np.ndarray] = {}
     families: dict[str, dict[str, str]] = {}
     blocks: dict[str, list[Block]] = {}
     index_parts: list[pd.DataFrame] = []
@@ -172,25 +185,42 @@ def extract_features(
             return backbones.get(modality.backbone(cfg))
 
         per_family: list[list[tuple[np.ndarray, Notes]]] = []
+        per_pass: list[list[list[tuple[np.ndarray, Notes]]]] = [[] for _ in range(n_passes)]
         families[key], blocks[key] = {}, []
         computed = 0
         for family in families_for(key, cfg.model.feature_set_of(key)):
             fkey = family_keys(modality, cfg, compute, backbones)[family.name]
+            handcrafted = isinstance(family, HandcraftedFamily)
+            run = partial(_family_values, family=family, modality=modality, cfg=cfg, extractor=extractor)
+            run = partial(run, workers=ctx.workers, progress=progress)
             cache = FeatureCache(ctx.cache_root, fkey)
-            label = f"{modality.label} {family.name} features"
-            if isinstance(family, HandcraftedFamily):
-                values = _measure_groups(groups, family, cfg, cache, ctx.workers, progress, label)
-            else:
-                values = _extract_groups(groups, modality, cfg, extractor, cache, progress, label)
+            values = run(groups, cache, f"{modality.label} {family.name} features")
             per_family.append(values)
             families[key][family.name] = fkey
             stats.update(
                 {f"{key}_{family.name}_cached": cache.hits, f"{key}_{family.name}_computed": cache.misses}
             )
             computed += cache.misses
+            mine = (
+                [i for i, g in enumerate(groups) if dev[g.row]] if can_augment(modality, handcrafted) else []
+            )
+            if n_passes and mine:
+                acache = FeatureCache(ctx.cache_root, augmented_family_key(fkey, modality, cfg))
+                for p in range(1, n_passes + 1):
+                    passed = [augmented_group(groups[i], modality, cfg, p) for i in mine]
+                    label = f"{modality.label} {family.name} augmented pass {p}/{n_passes}"
+                    done = dict(zip(mine, run(passed, acache, label), strict=True))
+                    per_pass[p - 1].append([done.get(i, v) for i, v in enumerate(values)])
+                stats.update({f"{key}_{family.name}_augmented_computed": acache.misses})
+                computed += acache.misses
+            else:
+                for p in range(n_passes):
+                    per_pass[p].append(values)
         stats.update({f"{key}_computed": computed})
         values = _side_by_side(per_family)
         feats, index = _index(key, groups, values, ids)
+        if n_passes:
+            augmented[key] = np.stack([_index(key, groups, _side_by_side(v), ids)[0] for v in per_pass])
         start = 0
         for family, part in zip(families_for(key, cfg.model.feature_set_of(key)), per_family, strict=True):
             dim = part[0][0].shape[1] if part else 0
@@ -202,7 +232,31 @@ def extract_features(
         ctx.say(f"{modality.label}: {len(feats)} instances of {n_pat} patients ({computed} groups computed)")
     index = pd.concat(index_parts, ignore_index=True) if index_parts else pd.DataFrame(columns=INDEX_COLUMNS)
     sources = source_table(table, list(plan.groups))
-    return FeatureSet(cfg, plan.preprocessing, index, features, families, sources, stats, blocks)
+    shift = acquisition_shift(table, plan, ctx) if preprocessing is None else pd.DataFrame()
+    return FeatureSet(
+        cfg, plan.preprocessing, index, features, families, sources, stats, blocks, augmented, shift
+    )
+
+
+def acquisition_shift(table: pd.DataFrame, plan: Plan, ctx: StageContext) -> pd.DataFrame:
+    """Every image modality's per-center acquisition check (``ImageModality.shift_report``, no
+    labels), one table with a ``modality`` column; its warnings go to ``ctx.say``."""
+    parts = []
+    for key in plan.groups:
+        modality = MODALITIES[key]
+        assert isinstance(modality, ImageModality)
+        report, warnings = modality.shift_report(table, plan.preprocessing.state(key), plan.prepared.get(key))
+        for w in warnings:
+            ctx.say(f"warning: {modality.label}: {w}")
+        if len(report):
+            parts.append(report.assign(modality=key))
+    if not parts:
+        return pd.DataFrame()
+    out = pd.concat(parts, ignore_index=True)
+    dev = set(table.loc[development_rows(table), "center"].astype(str))
+    cohort_of = dict(zip(table["center"].astype(str), table["cohort"].astype(str), strict=True))
+    out["cohort"] = ["development" if c in dev else cohort_of.get(c, "") for c in out["center"].astype(str)]
+    return out
 
 
 def family_keys(
@@ -217,6 +271,24 @@ def family_keys(
         else:
             out[family.name] = (backbones or Backbones(cfg, compute)).family(modality)
     return out
+
+
+def _family_values(
+    groups: Sequence[InstanceGroup],
+    cache: FeatureCache,
+    label: str,
+    *,
+    family: Any,
+    modality: ImageModality,
+    cfg: RunConfig,
+    extractor: Callable[[], FeatureExtractor],
+    workers: int,
+    progress: Progress | None,
+) -> list[tuple[np.ndarray, Notes]]:
+    """One family's (features, notes) of every group: measured (handcrafted) or extracted (deep)."""
+    if isinstance(family, HandcraftedFamily):
+        return _measure_groups(groups, family, cfg, cache, workers, progress, label)
+    return _extract_groups(groups, modality, cfg, extractor, cache, progress, label)
 
 
 def _side_by_side(per_family: list[list[tuple[np.ndarray, Notes]]]) -> list[tuple[np.ndarray, Notes]]:
@@ -426,7 +498,7 @@ def extract_stage(
 ) -> FeatureSet:
     """``radiopath extract``: :func:`extract_features` written to the ``FEATS`` folder."""
     start = time.perf_counter()
-    fs = extract_features(table, cfg, compute, ctx, progress=progress)
+    fs = extract_features(table, cfg, compute, ctx, progress=progress, augment=True)
     fs.stats["seconds"] = round(time.perf_counter() - start, 1)  # type: ignore[assignment]
     if dist.is_main():
         fs.save(out)

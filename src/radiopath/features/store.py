@@ -9,7 +9,10 @@
       index.parquet        one row per instance: patient_id, modality, slot, view or tile
                            coordinates (rank, x, y, level, size), group (content key), row, flags
       sources.parquet      per patient and modality, the content key of its input files
+      shift.parquet        per modality and center, the acquisition check against development
       <modality>.safetensors   the features, (instances, D) float32, rows as in the index
+      <modality>.augmented.safetensors   the augmented passes, (passes, instances, D) float32
+                           (the clean features where a group has none: external patients)
 
 The folder is built under a temporary name and moved into place whole. ``train --features``
 checks that the folder was made from the same cohort (patients, centers, cohorts and file
@@ -67,7 +70,7 @@ INDEX_COLUMNS = [
     "size",
     "flags",
 ]
-FEATURES_FORMAT = 2
+FEATURES_FORMAT = 3
 
 
 @dataclass
@@ -82,6 +85,10 @@ class FeatureSet:
     sources: pd.DataFrame
     stats: dict[str, int] = field(default_factory=dict)
     blocks: dict[str, list[Block]] = field(default_factory=dict)  # modality → its families' columns
+    #: modality → (passes, instances, D): the augmented passes (train.augment_passes)
+    augmented: dict[str, np.ndarray] = field(default_factory=dict)
+    #: per modality and center, the acquisition check (``ImageModality.shift_report``)
+    shift: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     # -- assembling model inputs -----------------------------------------------------------
 
@@ -95,12 +102,19 @@ class FeatureSet:
         ids = table["patient_id"].astype(str).to_numpy()
         pos = {pid: i for i, pid in enumerate(ids)}
         arrays: dict[str, np.ndarray] = {}
+        augmented: dict[str, np.ndarray] = {}
         clinical_columns: list[str] = []
         for key, m in MODALITIES.items():
             if isinstance(m, ImageModality) and key in self.features:
                 feats = self.features[key]
+                passes = self.augmented.get(key)
                 n_max = m.max_instances(cfg)
                 x = np.zeros((len(ids), n_max, feats.shape[1]), np.float32)
+                xa = (
+                    np.zeros((len(passes), len(ids), n_max, feats.shape[1]), np.float32)
+                    if passes is not None
+                    else None
+                )
                 mask = np.zeros((len(ids), n_max), bool)
                 rows = self.index[self.index["modality"] == key]
                 for pid, slot, row in zip(rows["patient_id"], rows["slot"], rows["row"], strict=True):
@@ -108,7 +122,11 @@ class FeatureSet:
                     if i is not None and slot < n_max:
                         x[i, slot] = feats[row]
                         mask[i, slot] = True
+                        if xa is not None:
+                            xa[:, i, slot] = passes[:, row]  # type: ignore[index]
                 arrays.update({key: x, f"{key}_mask": mask})
+                if xa is not None:
+                    augmented[key] = xa
             elif isinstance(m, VectorModality) and key in self.preprocessing.states:
                 matrix, known, names = m.apply(self.preprocessing.state(key), table)
                 if names:
@@ -127,6 +145,7 @@ class FeatureSet:
                 **{m: self.feature_names(m) for m in self.features},
                 **({"clinical": clinical_columns} if clinical_columns else {}),
             },
+            augmented,
         )
 
     def feature_names(self, modality: str) -> list[str]:
@@ -154,9 +173,15 @@ class FeatureSet:
             self.preprocessing.save(tmp / "preprocessing.json")
             self.index.to_parquet(tmp / "index.parquet", index=False)
             self.sources.to_parquet(tmp / "sources.parquet", index=False)
+            self.shift.to_parquet(tmp / "shift.parquet", index=False)
             for key, value in self.features.items():
                 save_file(
                     {"features": np.ascontiguousarray(value, np.float32)}, str(tmp / f"{key}.safetensors")
+                )
+            for key, value in self.augmented.items():
+                save_file(
+                    {"features": np.ascontiguousarray(value, np.float32)},
+                    str(tmp / f"{key}.augmented.safetensors"),
                 )
             meta = {
                 "format": FEATURES_FORMAT,
@@ -167,6 +192,7 @@ class FeatureSet:
                 "cohort_key": self.cohort_key(),
                 "stats": self.stats,
                 "blocks": {m: [b.to_dict() for b in bl] for m, bl in self.blocks.items()},
+                "augmented_passes": {k: int(v.shape[0]) for k, v in self.augmented.items()},
             }
             (tmp / "features.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
         return folder
@@ -194,8 +220,13 @@ class FeatureSet:
                     f"{folder} was written by another radiopath (format {meta.get('format')}); extract again"
                 )
             features = {k: load_file(str(folder / f"{k}.safetensors"))["features"] for k in meta["dims"]}
+            augmented = {
+                k: load_file(str(folder / f"{k}.augmented.safetensors"))["features"]
+                for k in meta.get("augmented_passes", {})
+            }
             index = pd.read_parquet(folder / "index.parquet")
             sources = pd.read_parquet(folder / "sources.parquet")
+            shift = pd.read_parquet(folder / "shift.parquet")
         except (OSError, ValueError, KeyError, SafetensorError) as exc:
             raise ConfigError(
                 f"{folder}: damaged features folder ({exc}); run `radiopath extract` again"
@@ -209,6 +240,8 @@ class FeatureSet:
             sources,
             dict(meta.get("stats", {})),
             {m: [Block.from_dict(b) for b in bl] for m, bl in meta.get("blocks", {}).items()},
+            augmented,
+            shift,
         )
 
 

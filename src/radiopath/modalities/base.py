@@ -185,6 +185,26 @@ class ImageModality(Modality):
         """A random training augmentation of one backbone input (finetune mode). Default: none."""
         return image
 
+    def augment_instances(
+        self, images: np.ndarray, rng: np.random.Generator, cfg: RunConfig
+    ) -> np.ndarray | None:
+        """Features mode: one augmented pass of a group's native images (what
+        :attr:`InstanceGroup.load` returns, same shape), drawn from ``rng``; None when this
+        modality has no feature augmentation (its passes are then its clean features)."""
+        return None
+
+    def augment_details(self, details: Any, rng: np.random.Generator, cfg: RunConfig) -> Any | None:
+        """Features mode: the same for what handcrafted families measure (:attr:`InstanceGroup.
+        details`); None when this modality cannot augment them."""
+        return None
+
+    def shift_report(
+        self, table: pd.DataFrame, state: Mapping[str, Any], prepared: Any
+    ) -> tuple[pd.DataFrame, list[str]]:
+        """Per center, how its acquisition differs from the development cohort's (measured
+        without labels), and a warning per center that differs much. Default: nothing."""
+        return pd.DataFrame(), []
+
     def describe_state(self, state: Mapping[str, Any]) -> str:
         """One line for logs and methods text about what was fitted."""
         return "nothing fitted"

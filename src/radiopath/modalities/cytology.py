@@ -3,7 +3,10 @@
 Prepared by tiling every slide (:mod:`radiopath.slides`), either from a finished
 ``radiopath tile`` folder (checked against the manifest) or into the shared content-keyed
 tile cache. Fitted state: the stain normalisation target (Macenko or Reinhard), learned on
-tiles of development slides only; ``none`` fits nothing. Each slide is one instance group
+tiles of development slides only (``none`` fits none), and the development slides' sharpness
+(:mod:`radiopath.slides.sharpness`), against which each center's focus is judged. Augmentation
+(defocus, resolution, HED stain: :mod:`radiopath.slides.augment`) serves both modes: the
+cached augmented passes of features mode and end-to-end training. Each slide is one instance group
 whose key covers the slide's content, the tile coordinates, the stain state and the tiling
 options; tiles are read at ``tiling.target_mpp`` and resized to ``input_size`` for the backbone.
 """
@@ -24,9 +27,10 @@ from radiopath.cohort.schema import CYTOLOGY_COLUMN
 from radiopath.config import StrictModel
 from radiopath.io.fingerprint import digest
 from radiopath.modalities.base import ImageModality, InstanceGroup, RunConfig, StageContext, rows_of
-from radiopath.slides import TilingConfig, read_tile_folder, read_tiles, tile_slides_cached
+from radiopath.slides import TilingConfig, read_tile_folder, read_tiles, sharpness, tile_slides_cached
+from radiopath.slides import augment as tile_augment
 from radiopath.slides.cohort import config_hash
-from radiopath.slides.stain import HEDAugmenter, MacenkoNormalizer, ReinhardNormalizer, normalizer_from_state
+from radiopath.slides.stain import MacenkoNormalizer, ReinhardNormalizer, normalizer_from_state
 
 #: Stain target: tiles of at most this many development slides, this many tiles each.
 FIT_SLIDES, FIT_TILES = 60, 4
@@ -40,6 +44,11 @@ class CytologyConfig(StrictModel):
     stain_normalization: Literal["none", "macenko", "reinhard"] = Field(
         "none",
         description="normalise every tile to the development cohort's stain (fitted on development only)",
+    )
+    augment: tile_augment.TileAugmentConfig = Field(
+        default_factory=tile_augment.TileAugmentConfig,
+        description="tile augmentation: defocus, resolution and HED stain jitter (features-mode passes "
+        "and finetune training)",
     )
 
 
@@ -89,6 +98,10 @@ class Cytology(ImageModality):
     ) -> dict[str, Any]:
         method = cfg.cytology.stain_normalization
         state: dict[str, Any] = {"tiling": config_hash(cfg.cytology.tiling), "stain": None}
+        reference = sharpness.fit_sharpness(
+            [prepared[i] for i in np.flatnonzero(development) if i in prepared]
+        )
+        state["sharpness"] = reference.to_dict() if reference is not None else None
         if method == "none":
             return state
         sample: list[np.ndarray] = []
@@ -136,9 +149,36 @@ class Cytology(ImageModality):
         return np.stack([cv2.resize(t, (size, size), interpolation=cv2.INTER_AREA) for t in images])
 
     def augment(self, image: np.ndarray, rng: np.random.Generator, cfg: RunConfig) -> np.ndarray:
-        """HED stain jitter (Tellez et al. 2018), a random 90° rotation and a left-right flip."""
-        tile = np.rot90(HEDAugmenter()(image, rng), int(rng.integers(4)))
-        return np.ascontiguousarray(tile[:, ::-1] if rng.random() < 0.5 else tile)
+        """Finetune: HED stain, resolution and defocus jitter (:mod:`radiopath.slides.augment`) of a
+        backbone input, a random 90° rotation and a left-right flip."""
+        mpp = float(cfg.cytology.tiling.target_mpp) * cfg.cytology.tiling.tile_size / image.shape[0]
+        return tile_augment.augment_tile(image, rng, cfg.cytology.augment, mpp, orient=True)
+
+    def augment_instances(self, images: np.ndarray, rng: np.random.Generator, cfg: RunConfig) -> np.ndarray:
+        """Features mode: the slide's tiles at the tiling resolution, augmented (no reorientation:
+        the frozen backbone's pooled features barely change with it)."""
+        return tile_augment.augment_tiles(
+            images, rng, cfg.cytology.augment, float(cfg.cytology.tiling.target_mpp)
+        )
+
+    def augment_details(self, details: Any, rng: np.random.Generator, cfg: RunConfig) -> np.ndarray:
+        """The tiles pathomics measures are the same tiles: augmented alike."""
+        return self.augment_instances(np.asarray(details), rng, cfg)
+
+    def shift_report(
+        self, table: pd.DataFrame, state: Mapping[str, Any], prepared: Mapping[int, pd.DataFrame]
+    ) -> tuple[pd.DataFrame, list[str]]:
+        """Per center, its slides' sharpness against the development slides' (state ``sharpness``)."""
+        ref = state.get("sharpness")
+        if not ref or not prepared:
+            return pd.DataFrame(), []
+        ids = table["patient_id"].astype(str).tolist()
+        centers = table["center"].astype(str).tolist()
+        slides = {ids[i]: rows for i, rows in prepared.items()}
+        out = sharpness.center_sharpness(
+            sharpness.SharpnessState.from_dict(ref), slides, {ids[i]: centers[i] for i in prepared}
+        )
+        return out, sharpness.sharpness_warnings(out)
 
     def describe_state(self, state: Mapping[str, Any]) -> str:
         stain = state.get("stain")

@@ -3,12 +3,17 @@
 Fitted state: the :class:`~radiopath.ultrasound.UltrasoundTransform` state (its options and,
 with ``intensity.standardize``, the per-center Nyúl–Udupa landmarks learned on development
 views only). Each view is one instance group whose key covers the image file's content, its
-mask's content or box, its center and the transform state.
+mask's content or box, its center and the transform state. Augmentation (features-mode passes
+and finetune training) is the transform's own (:mod:`radiopath.ultrasound.augment`: gain,
+contrast, speckle, small rotations and zoom, left-right flips); the per-center acquisition
+check (brightness and contrast of the scan area against development) is
+:mod:`radiopath.shift.acquisition`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -87,6 +92,30 @@ class Ultrasound(ImageModality):
 
     def augment(self, image: np.ndarray, rng: np.random.Generator, cfg: RunConfig) -> np.ndarray:
         return UltrasoundTransform(cfg.ultrasound).augment(image, rng)
+
+    def augment_instances(self, images: np.ndarray, rng: np.random.Generator, cfg: RunConfig) -> np.ndarray:
+        """Features mode: each model-ready crop of the group through :meth:`augment`."""
+        return np.stack([self.augment(im, rng, cfg) for im in images]) if len(images) else images
+
+    def augment_details(self, details: Any, rng: np.random.Generator, cfg: RunConfig) -> Any:
+        """Radiomics: gain, contrast and speckle of the cleaned full-size view (no geometric step,
+        so the nodule's mask and box still fit)."""
+        from radiopath.shift.acquisition import photometric_augment
+
+        out = []
+        for view, mask, box in details:
+            cleaned = photometric_augment(view.cleaned, rng, cfg.ultrasound.augment)
+            out.append((replace(view, cleaned=cleaned), mask, box))
+        return out
+
+    def shift_report(
+        self, table: pd.DataFrame, state: Mapping[str, Any], prepared: Any
+    ) -> tuple[pd.DataFrame, list[str]]:
+        """Per center, brightness and contrast of the scan area against development (a sample)."""
+        from radiopath.shift.acquisition import ultrasound_acquisition, ultrasound_warnings
+
+        out = ultrasound_acquisition(table, UltrasoundTransform.from_state(state).config)
+        return out, ultrasound_warnings(out)
 
     def describe_state(self, state: Mapping[str, Any]) -> str:
         std = state.get("standardizer")

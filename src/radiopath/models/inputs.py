@@ -8,7 +8,10 @@ registered modality ``m`` (:mod:`radiopath.modalities`) that the cohort has:
 * a vector modality (clinical): ``m`` (P, C) raw covariates (NaN where unknown) and
   ``m_mask`` (P,);
 
-plus ids, labels, centers and cohorts.
+plus ids, labels, centers and cohorts; in features mode with augmentation
+(``train.augment_passes``), ``augmented[m]`` (A, P, N, D) holds the A augmented passes of every
+image modality's features (the clean features for patients that have none), from which the
+training loop draws per epoch and patient (:meth:`PatientInputs.batch` with ``passes``).
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ class PatientInputs:
     blocks: dict[str, list[tuple[str, int, int]]] = field(default_factory=dict)
     #: per modality, the name of every feature column (``family:name``; clinical: its columns)
     feature_names: dict[str, list[str]] = field(default_factory=dict)
+    #: per image modality, (A, P, N, D) augmented passes of its features (features mode)
+    augmented: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.patient_id)
@@ -55,14 +60,34 @@ class PatientInputs:
         mask = self.arrays[f"{modality}_mask"]
         return mask if mask.ndim == 1 else mask.any(1)
 
+    @property
+    def n_passes(self) -> int:
+        """Augmented passes per image modality (0: none)."""
+        return min((int(v.shape[0]) for v in self.augmented.values()), default=0)
+
     def batch(
-        self, index: np.ndarray, modalities: list[str], device: torch.device
+        self,
+        index: np.ndarray,
+        modalities: list[str],
+        device: torch.device,
+        passes: dict[str, np.ndarray] | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Tensors for patients ``index`` and the given modalities (what a model's forward takes)."""
+        """Tensors for patients ``index`` and the given modalities (what a model's forward takes).
+
+        ``passes``: per modality, which pass each patient of ``index`` gets (0 the clean
+        features, ``a`` ≥ 1 the augmented pass ``a``); modalities left out are clean.
+        """
         out: dict[str, torch.Tensor] = {}
         for m in modalities:
             for k in (m, f"{m}_mask"):
-                out[k] = torch.from_numpy(np.ascontiguousarray(self.arrays[k][index])).to(device)
+                x = self.arrays[k][index]
+                if k == m and passes is not None and m in passes and m in self.augmented:
+                    choice = np.asarray(passes[m])
+                    x = x.copy()
+                    for a in np.unique(choice[choice > 0]):
+                        rows = choice == a
+                        x[rows] = self.augmented[m][a - 1][index[rows]]
+                out[k] = torch.from_numpy(np.ascontiguousarray(x)).to(device)
         out["label"] = torch.from_numpy(self.label[index].astype(np.float32)).to(device)
         return out
 
@@ -76,4 +101,5 @@ class PatientInputs:
             list(self.clinical_columns),
             dict(self.blocks),
             dict(self.feature_names),
+            {k: v[:, index] for k, v in self.augmented.items()},
         )

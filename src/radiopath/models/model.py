@@ -85,14 +85,24 @@ class RadiopathModel(nn.Module):
         )
         self.last_instance_weights: dict[str, torch.Tensor] = {}
 
-    def fit_standardizers(self, arrays: dict[str, np.ndarray], index: np.ndarray) -> None:
+    def fit_standardizers(
+        self,
+        arrays: dict[str, np.ndarray],
+        index: np.ndarray,
+        augmented: dict[str, np.ndarray] | None = None,
+    ) -> None:
         """Fit every input standardisation on the patients ``index`` (a training fold) only.
 
         Means and sds are taken over present instances (padding and missing views are
-        ignored); the projection keeps ``head.pca_dim`` principal components.
+        ignored); the projection keeps ``head.pca_dim`` principal components. ``augmented``
+        (A, P, N, D) per modality: the augmented passes count as instances too.
         """
         for m, module in self.standardize.items():
-            module.fit(arrays[m][index][arrays[f"{m}_mask"][index].astype(bool)])
+            present = arrays[f"{m}_mask"][index].astype(bool)
+            rows = arrays[m][index][present]
+            if augmented and m in augmented:
+                rows = np.concatenate([rows, *(a[index][present] for a in augmented[m])])
+            module.fit(rows)
 
     def present(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Which patients have each modality: (B,) bool per modality."""

@@ -35,6 +35,7 @@ from radiopath.evaluate.runinfo import flatten, read_config, read_provenance
 from radiopath.io.atomic import atomic_dir, write_text
 from radiopath.report import features as FT
 from radiopath.report import sections as S
+from radiopath.report import shift as SH
 from radiopath.report.explanations import REFERENCES as EXPLAIN_REFERENCES
 from radiopath.report.explanations import explain_section
 from radiopath.report.methods import REFERENCES, TRIPOD_AI, TRIPOD_AUTHORS_ONLY, methods_paragraphs
@@ -399,6 +400,24 @@ def _table(df: pd.DataFrame, columns: list[str], fmt: dict[str, Any] | None = No
     return {"headers": columns, "rows": rows}
 
 
+def _wanted_settings(
+    ev: Evaluation | None, proportion_ci: str | None, conformal_alpha: float | None, recalibrate: bool | None
+) -> dict[str, Any]:
+    """The evaluation settings a report asks for: each given one, else the evaluation's own (else
+    the defaults), in ``evaluate_run``'s keywords."""
+    from radiopath.evaluate.proportions import METHODS
+
+    s = ev.settings if ev is not None else {}
+    names = {v: k for k, v in METHODS.items()}
+    saved_ci = names.get(str(s.get("proportion_ci")), "wilson")
+    saved_alpha = s.get("conformal_alpha", 0.1) if ev is not None else 0.1
+    return {
+        "proportion_ci": proportion_ci or saved_ci,
+        "conformal_alpha": (conformal_alpha or None) if conformal_alpha is not None else saved_alpha,
+        "recalibrate": recalibrate if recalibrate is not None else bool(s.get("recalibration")),
+    }
+
+
 def render_report(run: Path, ev: Evaluation, df: pd.DataFrame, figures: list[FigureBlock]) -> str:
     """The HTML text of the report."""
     config = read_config(run)
@@ -458,7 +477,12 @@ def render_report(run: Path, ev: Evaluation, df: pd.DataFrame, figures: list[Fig
         "gallery_notes": gallery_notes,
         "explain": explain,
         "methods": methods_paragraphs(ev, config, provenance, df, run),
-        "references": {**REFERENCES, **S.EXTRA_REFERENCES, **(EXPLAIN_REFERENCES if explain else {})},
+        "references": {
+            **REFERENCES,
+            **S.EXTRA_REFERENCES,
+            **SH.REFERENCES,
+            **(EXPLAIN_REFERENCES if explain else {}),
+        },
         "tripod": TRIPOD_AI,
         "tripod_authors": TRIPOD_AUTHORS_ONLY,
         "config_items": sorted(flatten(config.model_dump(mode="json")).items()) if config is not None else [],
@@ -473,18 +497,29 @@ def render_report(run: Path, ev: Evaluation, df: pd.DataFrame, figures: list[Fig
         "feature_sets": FT.feature_sets(run),
         "signatures": FT.signatures(run),
         "recal": S.recalibration_section(ev),
+        "shift": SH.shift_section(run, ev, primary_model(ev)),
     }
     return env.get_template("report.html.j2").render(**context)
 
 
 def write_report(
-    run: str | Path, evaluation: Evaluation | None = None, n_boot: int | None = None, figures: bool = True
+    run: str | Path,
+    evaluation: Evaluation | None = None,
+    n_boot: int | None = None,
+    figures: bool = True,
+    *,
+    proportion_ci: str | None = None,
+    conformal_alpha: float | None = None,
+    recalibrate: bool | None = None,
 ) -> Path:
     """Write ``RUN/report.html`` (and the figures as PNG in ``RUN/figures/``); returns the report's path.
 
     Uses ``RUN/metrics.json`` when it matches the current predictions, else evaluates first
-    (with ``n_boot`` resamples, default 2,000). ``figures=False`` skips the PNG files (the
-    report embeds its figures either way).
+    (with ``n_boot`` resamples, default 2,000). ``proportion_ci``, ``conformal_alpha`` (0: no
+    conformal sets) and ``recalibrate`` ask for evaluation settings; None keeps the saved
+    evaluation's, and a setting that differs from it evaluates again (written to
+    ``metrics.json``). The model-updating section appears only when recalibration was asked for.
+    ``figures=False`` skips the PNG files (the report embeds its figures either way).
     """
     run = Path(run)
     if not (run / "predictions.parquet").is_file():
@@ -492,8 +527,11 @@ def write_report(
             f"{run}: no predictions.parquet; train first (`radiopath train`) or pass a run folder"
         )
     ev = evaluation or load_evaluation(run)
-    if ev is None:
-        ev = evaluate_run(run, n_boot=n_boot or 2000)
+    wanted = _wanted_settings(ev, proportion_ci, conformal_alpha, recalibrate)
+    if ev is None or (evaluation is None and wanted != _wanted_settings(ev, None, None, None)):
+        ev = evaluate_run(
+            run, n_boot=n_boot or int((ev.settings if ev else {}).get("n_boot", 2000)), **wanted
+        )
     df = load_predictions(run)
     if figures:
         with atomic_dir(run / "figures", overwrite=True) as tmp:

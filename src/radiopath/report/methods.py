@@ -216,6 +216,9 @@ def methods_paragraphs(
                 f"the run (protocol.primary_model), is {primary}.",
             )
         )
+        from radiopath.report.shift import robustness_paragraph
+
+        out.append(("Robustness to other centers", robustness_paragraph(config, run)))
     thr = ", ".join(f"{m} {t:.3f}" for m, t in ev.thresholds.items())
     out.append(
         (

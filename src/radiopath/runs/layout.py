@@ -12,6 +12,12 @@
     inputs.json            how model inputs were made: mode, dimensions, feature families,
                            clinical columns, compute precision of the backbones
     ultrasound_flags.csv   instances the preprocessing flagged (no scan area, marks removed, …)
+    acquisition.parquet    per modality and center, the acquisition check against development
+                           (ultrasound brightness and contrast, slide sharpness; no labels)
+    shift.parquet          per modality and center, the feature shift against development
+                           (domain-classifier AUC, standardised mean differences; no labels)
+    harmonization.json     (harmonization.method) the method, every center's decision and source;
+    harmonization.safetensors   the development reference and each center's adjustment
     checkpoints/<model>/fold<k>/best.safetensors        a fold model's weights
     checkpoints/<model>/fold<k>/checkpoint.safetensors  its training state (for --resume)
     checkpoints/<model>/predictions.parquet             that model's predictions, when done
@@ -33,6 +39,10 @@ FOLDS = "folds.csv"
 PREPROCESSING = "preprocessing.json"
 INPUTS = "inputs.json"
 FLAGS = "ultrasound_flags.csv"
+ACQUISITION = "acquisition.parquet"
+SHIFT = "shift.parquet"
+HARMONIZATION = "harmonization.json"
+HARMONIZATION_TENSORS = "harmonization.safetensors"
 CHECKPOINTS = "checkpoints"
 PREDICTIONS = "predictions.parquet"
 THRESHOLDS = "thresholds.json"

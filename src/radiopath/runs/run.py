@@ -21,6 +21,7 @@ therefore reproduces their rows of ``predictions.parquet``.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ from radiopath.models.inputs import PatientInputs
 from radiopath.models.model import RadiopathModel
 from radiopath.run_config import ModelSpec, RunConfig
 from radiopath.runs import layout
+from radiopath.shift.harmonize import HarmonizationState, harmonize
 
 Say = Callable[[str], None]
 
@@ -128,6 +130,8 @@ class Run:
         self.preprocessing = Preprocessing.load(self.file(layout.PREPROCESSING))
         self._models: dict[tuple[str, str], list[RadiopathModel]] = {}
         self._backbones: dict[ComputePlan, Backbones] = {}
+        #: what harmonisation did to the centers of the last scored table (none: not harmonised)
+        self.last_harmonization: list[dict[str, Any]] = []
 
     # -- where the files are (a bundle keeps them elsewhere) ---------------------------------
 
@@ -186,6 +190,14 @@ class Run:
             if spec.name == model:
                 return spec
         raise ConfigError(f"run {self.folder} has no model '{model}'; it has {self.models}")
+
+    @cached_property
+    def harmonization(self) -> HarmonizationState | None:
+        """The run's harmonisation (``harmonization.method``): the development reference and the
+        recorded per-center adjustments; None when the run was not harmonised. :meth:`predict`
+        estimates each center of the scored table with at least ``min_patients`` patients from
+        that table's own unlabelled features (recorded in :attr:`last_harmonization`)."""
+        return HarmonizationState.load(self.file(layout.HARMONIZATION).parent)
 
     @cached_property
     def predictions(self) -> pd.DataFrame:
@@ -280,6 +292,10 @@ class Run:
             )
             inputs = fs.inputs(table)
         _fill_absent(inputs, self.info, self.config)
+        if self.harmonization is not None and self.info.mode == "features":
+            state = copy.deepcopy(self.harmonization)
+            inputs = harmonize(inputs, state, say)
+            self.last_harmonization = state.record
         if "clinical" in inputs.arrays and inputs.clinical_columns != self.info.clinical_columns:
             raise ConfigError(
                 f"clinical columns {inputs.clinical_columns} differ from the run's "

@@ -1,4 +1,4 @@
-"""Train one model on one fold: class-weighted BCE, AdamW, cosine schedule, early stopping.
+"""Train one model on one fold: BCE (class-weighted on request), AdamW, cosine schedule, early stopping.
 
 Early stopping watches the loss on an inner validation split carved out of the training
 folds (never the held-out fold). Every epoch is reproducible on its own — the shuffle and
@@ -6,6 +6,11 @@ the dropout RNG are seeded from ``(seed, epoch)`` — so a run resumed from the 
 epoch *e* continues exactly as the uninterrupted run would have, and ends with the same
 weights. Checkpoints (model, optimizer, early-stopping state) are written atomically every
 ``checkpoint_every`` epochs with safetensors.
+
+Features mode with augmented passes (``train.augment_passes``, :mod:`radiopath.features.passes`):
+each epoch draws, per patient and image modality, one of the clean and augmented passes
+(uniformly, from a generator seeded by ``(seed, epoch)`` over all patients, so the draw does not
+depend on the number of processes); early stopping and prediction use the clean features.
 
 Under ``torchrun`` the loop is data-parallel (DDP): each global batch is split across ranks
 and the loss is scaled so that the averaged gradient equals the single-process gradient.
@@ -94,7 +99,7 @@ def _train_fold(
     pos_weight = n_neg / max(n_pos, 1.0) if cfg.class_weighted else 1.0
     model.to(device)
     model.backbone_amp = compute.amp_dtype
-    model.fit_standardizers(inputs.arrays, train_idx)
+    model.fit_standardizers(inputs.arrays, train_idx, _standardizer_passes(inputs))
     groups = [{"params": [], "base_lr": cfg.lr}, {"params": [], "base_lr": cfg.backbone_lr}]
     for name, p in model.named_parameters():
         if p.requires_grad:
@@ -114,6 +119,7 @@ def _train_fold(
         lr = cfg.lr * scale
         rng = np.random.default_rng([seed, epoch])
         order = rng.permutation(train_idx)
+        passes = _draw_passes(inputs, mods, seed, epoch)
         model.train()
         total = 0.0
         with seeded(seed * 100_003 + epoch * 7 + rank):
@@ -126,7 +132,7 @@ def _train_fold(
                     batch = augment(inputs.batch(mine, mods, torch.device("cpu")), rng)
                     batch = {k: v.to(device) for k, v in batch.items()}
                 else:
-                    batch = inputs.batch(mine, mods, device)
+                    batch = inputs.batch(mine, mods, device, {m: d[mine] for m, d in passes.items()})
                 logits = ddp_model(batch)
                 loss = _loss_fn(logits, batch["label"], pos_weight, len(global_batch) / world)
                 opt.zero_grad(set_to_none=True)
@@ -162,6 +168,21 @@ def _train_fold(
     if ckpt_dir is not None:
         _save(ckpt_dir, model, opt, state)
     return state.result()
+
+
+def _standardizer_passes(inputs: PatientInputs) -> dict[str, np.ndarray] | None:
+    import os
+
+    return inputs.augmented if os.environ.get("RADIOPATH_STD_AUG") == "1" else None
+
+
+def _draw_passes(inputs: PatientInputs, mods: list[str], seed: int, epoch: int) -> dict[str, np.ndarray]:
+    """Per image modality with augmented passes, each patient's pass this epoch (0: clean)."""
+    n = inputs.n_passes
+    if n == 0:
+        return {}
+    rng = np.random.default_rng([seed, epoch, 0xA06])
+    return {m: rng.integers(0, n + 1, len(inputs)) for m in mods if m in inputs.augmented}
 
 
 @torch.inference_mode()

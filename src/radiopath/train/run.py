@@ -18,6 +18,7 @@ run's (every epoch is seeded on its own).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import platform
 import shutil
@@ -53,10 +54,14 @@ from radiopath.preflight import check_options, check_run
 from radiopath.run_config import ModelSpec, RunConfig
 from radiopath.runs import layout
 from radiopath.runs.run import InputsInfo
+from radiopath.shift.domain import feature_shift
+from radiopath.shift.harmonize import fit_harmonization, harmonize
 from radiopath.train.loop import Augment
 from radiopath.train.protocol import PREDICTION_COLUMNS, run_model
 
 Say = Callable[[str], None]
+#: Domain-classifier AUC from which a center's feature shift is printed as a warning.
+SHIFT_WARN_AUC = 0.8
 FeatureProgress = Callable[[str, int, int], None]
 
 
@@ -79,6 +84,7 @@ class _Prepared:
     stats: dict[str, Any]
     data_key: str
     feature_names: dict[str, list[str]]
+    acquisition: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
 
 
 def train_run(
@@ -203,8 +209,9 @@ def _train_locked(
             run_dir / layout.FOLDS, pd.DataFrame({"patient_id": cohort.table["patient_id"], "fold": folds})
         )
         _write_inputs(run_dir, cfg, compute, prepared)
+    inputs = _shift_and_harmonize(run_dir, cfg, prepared, say)
     outcomes = []
-    in_dims = prepared.inputs.in_dims()
+    in_dims = inputs.in_dims()
     logger = _Logger(run_dir / layout.LOGS, cfg) if dist.is_main() else None
     for spec in cfg.model.specs():
         done = layout.model_predictions(run_dir, spec.name)
@@ -214,8 +221,8 @@ def _train_locked(
             continue
         outcome = run_model(
             spec,
-            _factory(cfg, in_dims, compute, prepared.inputs.blocks),
-            prepared.inputs,
+            _factory(cfg, in_dims, compute, inputs.blocks),
+            inputs,
             folds,
             cfg.train,
             cfg.protocol,
@@ -242,6 +249,39 @@ def _train_locked(
     return RunResult(run_dir, predictions, thresholds, seconds)
 
 
+def _shift_and_harmonize(run_dir: Path, cfg: RunConfig, prepared: _Prepared, say: Say) -> PatientInputs:
+    """Measure each center's feature shift (no labels) and, with ``harmonization.method``,
+    harmonise the features per center; both are written to the run folder."""
+    inputs = prepared.inputs
+    if cfg.train.mode != "features":
+        return inputs
+    tables = [feature_shift(inputs, "as extracted", cfg.protocol.seed)]
+    method = cfg.harmonization.method
+    if method != "none":
+        state = fit_harmonization(inputs, method, cfg.harmonization.min_patients)
+        inputs = harmonize(inputs, state, say)
+        adjusted = [f"{r['center']} ({r['modality']})" for r in state.record if r["adjusted"]]
+        say(
+            f"harmonization ({method}, transductive: each center's own unlabelled features): "
+            f"{', '.join(adjusted) or 'no center'} adjusted to the development reference"
+        )
+        tables.append(feature_shift(inputs, f"harmonized ({method})", cfg.protocol.seed))
+        if dist.is_main():
+            state.save(run_dir)
+    shift = pd.concat(tables, ignore_index=True)
+    for r in shift[shift["features"] == "as extracted"].itertuples():
+        if r.domain_auc >= SHIFT_WARN_AUC and r.cohort != "development":
+            say(
+                f"warning: {r.center}: its {MODALITIES[r.modality].label} features tell it apart from the "
+                f"development cohort (domain AUC {r.domain_auc:.2f}, mean |SMD| {r.mean_abs_smd:.2f}); see "
+                "the report's feature-shift table"
+            )
+    if dist.is_main():
+        _write_table(run_dir / layout.SHIFT, shift)
+        _write_table(run_dir / layout.ACQUISITION, prepared.acquisition)
+    return inputs
+
+
 def _workers() -> int:
     import os
 
@@ -264,7 +304,7 @@ def _prepare(
         return _Prepared(inputs, state, flags, {}, {}, key, {})
     if feature_set is None:
         with dist.main_first():  # rank 0 tiles first; the others then find every slide done
-            feature_set = extract_features(table, cfg, compute, ctx, progress=progress)
+            feature_set = extract_features(table, cfg, compute, ctx, progress=progress, augment=True)
     else:
         counts = ", ".join(f"{k} {len(v)}" for k, v in feature_set.features.items())
         ctx.say(f"features: {counts} instances read back")
@@ -276,6 +316,7 @@ def _prepare(
         dict(feature_set.stats),
         feature_set.cohort_key(),
         {m: feature_set.feature_names(m) for m in feature_set.features},
+        feature_set.shift,
     )
 
 
