@@ -79,10 +79,11 @@ def test_summary_holds_every_check_per_model(run: Path, explained: dict) -> None
             e = block[key]
             assert set(e) == {"mean", "ci_low", "ci_high", "n"} and 0 < e["mean"] < 10 and e["n"] >= 1
         tiles = block["deletion"]["tiles"]
-        assert tiles["n_patients"] == 4 and tiles["steps"] == 4
+        # compared over the steps every explained bag has (top_k = 4; a slide may give fewer)
+        assert tiles["n_patients"] == 4 and 2 <= tiles["steps"] <= 4
         for order in ("cam", "attention", "random"):
             curve = tiles[f"curve_{order}"]
-            assert len(curve) == 4 and all(0 <= v <= 1 for v in curve)
+            assert len(curve) == tiles["steps"] and all(0 <= v <= 1 for v in curve)
         assert tiles["curve_cam"][0] == tiles["curve_random"][0]  # same bag before removing
     us = models["ultrasound"]["deletion"]["ultrasound"]
     assert us["fractions"] == [0.1, 0.25, 0.5] and us["steps"] == 4
