@@ -8,7 +8,9 @@ from radiopath.run_config import RunConfig
 
 
 def tiny(cache: Path, **train: object) -> RunConfig:
-    """A run that takes seconds: ResNet-18 on 32-px inputs, 4 tiles, 3 folds, two models."""
+    """A run that takes seconds: ResNet-18 on 32-px inputs, 4 tiles, 3 folds, three models, and no
+    augmented feature passes (they triple extraction; the tests that need them — the three-stage
+    identity, tests/features/test_passes.py — ask for them)."""
     cfg = RunConfig()
     cfg.model.backbone = "resnet18"
     cfg.model.weights = "none"
@@ -21,6 +23,7 @@ def tiny(cache: Path, **train: object) -> RunConfig:
     cfg.protocol.n_folds = 3
     cfg.train.epochs = 8
     cfg.train.min_epochs = 8
+    cfg.train.augment_passes = 0
     cfg.cache_dir = str(cache)
     for k, v in train.items():
         setattr(cfg.train, k, v)

@@ -78,6 +78,7 @@ def test_demo_runs_end_to_end_and_says_what_it_made(tmp_path: Path) -> None:
     cfg.cytology.tiling.top_k = 4
     cfg.protocol.n_folds = 3
     cfg.train.epochs = 10
+    cfg.train.augment_passes = 0  # the passes are tested in tests/features and tests/train
     cfg.to_yaml(tmp_path / "run.yaml")
     args = [
         "demo",

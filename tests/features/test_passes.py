@@ -16,22 +16,14 @@ from radiopath.features import FeatureSet, extract_features
 from radiopath.features.passes import augmented_family_key, pass_rng
 from radiopath.modalities import MODALITIES, StageContext
 from radiopath.preflight import check_features
-from radiopath.run_config import RunConfig
 from radiopath.synth import SynthResult
+from runconfigs import extraction_config
 
 CPU = plan("cpu", "fp32")
 pytestmark = pytest.mark.slow
 
 
-def _config(cache: Path) -> RunConfig:
-    cfg = RunConfig()
-    cfg.model.backbone = "resnet18"
-    cfg.model.weights = "none"
-    cfg.ultrasound.size = 32
-    cfg.cytology.input_size = 32
-    cfg.cytology.tiling.top_k = 3
-    cfg.cache_dir = str(cache)
-    return cfg
+_config = extraction_config
 
 
 @pytest.fixture(scope="module")

@@ -197,7 +197,7 @@ def test_three_stages_give_the_predictions_of_one_go(
     cohort: SynthResult, cache: Path, tmp_path: Path
 ) -> None:
     """tile → extract → train --features, and train alone, with one --config: identical predictions."""
-    cfg = tiny(cache)
+    cfg = tiny(cache, augment_passes=2)  # the default: extract caches passes that train draws from
     cfg.model.models = ["cytology", "fusion_concat"]
     cfg.cache_dir = str(tmp_path / "stage_cache")  # nothing cached: each way does its own work
     cfg.to_yaml(tmp_path / "cfg.yaml")

@@ -56,38 +56,56 @@ class CenterAdjustment:
     n_instances: int
 
 
-def fit_reference(x: np.ndarray) -> Reference:
-    """Mean and sd of the reference instances ``x`` (n, D)."""
+def _finite(x: np.ndarray) -> np.ndarray:
+    """``x`` as float64 with every non-finite entry NaN (missing: a handcrafted feature that a
+    region could not give); the statistics below ignore NaN and ``adjust`` keeps it."""
     x = np.asarray(x, np.float64)
-    alpha = x.mean(0) if len(x) else np.zeros(x.shape[1])
-    sigma = x.std(0) if len(x) > 1 else np.zeros(x.shape[1])
+    return np.where(np.isfinite(x), x, np.nan)
+
+
+def _nan_stats(x: np.ndarray, ddof: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-column count, mean and variance of ``x`` ignoring NaN (0 mean, 0 variance when empty)."""
+    n = (~np.isnan(x)).sum(0)
+    mean = np.where(n > 0, np.nansum(x, 0) / np.maximum(n, 1), 0.0)
+    ss = np.nansum((x - mean) ** 2, 0)
+    return n, mean, np.where(n > ddof, ss / np.maximum(n - ddof, 1), 0.0)
+
+
+def fit_reference(x: np.ndarray) -> Reference:
+    """Mean and sd of the reference instances ``x`` (n, D), missing entries ignored."""
+    x = _finite(x)
+    if x.ndim != 2:
+        raise ValueError(f"expected instances × features, got shape {x.shape}")
+    n, alpha, var = _nan_stats(x)
+    sigma = np.where(n > 1, np.sqrt(var), 0.0)
     fixed = sigma <= MIN_SD
     return Reference(alpha, np.where(fixed, 1.0, sigma), fixed)
 
 
 def estimate(x: np.ndarray, ref: Reference, method: str) -> CenterAdjustment:
     """A center's adjustment from its instances ``x`` (n, D): ``standardize`` or ``combat``."""
-    z = (np.asarray(x, np.float64) - ref.alpha) / ref.sigma
-    n = len(z)
-    gamma_hat = z.mean(0)
-    delta2_hat = z.var(0, ddof=1) if n > 1 else np.ones(z.shape[1])
-    delta2_hat = np.where(delta2_hat > MIN_SD, delta2_hat, 1.0)
+    z = (_finite(x) - ref.alpha) / ref.sigma
+    count, gamma_hat, delta2_hat = _nan_stats(z, ddof=1)
+    delta2_hat = np.where((count > 1) & (delta2_hat > MIN_SD), delta2_hat, 1.0)
+    # a feature the center never has is left as it is
+    fixed = ref.fixed | (count == 0)
     if method == "standardize":
         gamma, delta2 = gamma_hat, delta2_hat
     elif method == "combat":
-        gamma, delta2 = _empirical_bayes(z, gamma_hat, delta2_hat)
+        gamma, delta2 = _empirical_bayes(z, gamma_hat, delta2_hat, count)
     else:
         raise ValueError(f"unknown harmonisation method {method!r}")
-    gamma = np.where(ref.fixed, 0.0, gamma)
-    delta = np.where(ref.fixed, 1.0, np.sqrt(delta2))
-    return CenterAdjustment(gamma, delta, n)
+    gamma = np.where(fixed, 0.0, gamma)
+    delta = np.where(fixed, 1.0, np.sqrt(delta2))
+    return CenterAdjustment(gamma, delta, len(z))
 
 
 def _empirical_bayes(
-    z: np.ndarray, gamma_hat: np.ndarray, delta2_hat: np.ndarray
+    z: np.ndarray, gamma_hat: np.ndarray, delta2_hat: np.ndarray, count: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Posterior means of ``γ`` and ``δ²`` under ComBat's priors (Johnson et al. 2007, eqs. 2.3–2.4)."""
-    n = len(z)
+    """Posterior means of ``γ`` and ``δ²`` under ComBat's priors (Johnson et al. 2007, eqs. 2.3–2.4),
+    each feature with its own number ``count`` of present instances."""
+    n = np.maximum(count, 1).astype(np.float64)
     gamma_bar = float(gamma_hat.mean())
     tau2 = float(gamma_hat.var(ddof=1)) if len(gamma_hat) > 1 else 1.0
     v_bar = float(delta2_hat.mean())
@@ -100,7 +118,7 @@ def _empirical_bayes(
     gamma, delta2 = gamma_hat.copy(), delta2_hat.copy()
     for _ in range(MAX_ITER):
         g_new = (n * tau2 * gamma_hat + delta2 * gamma_bar) / (n * tau2 + delta2)
-        ss = ((z - g_new) ** 2).sum(0)
+        ss = np.nansum((z - g_new) ** 2, 0)
         d_new = (theta + 0.5 * ss) / (n / 2.0 + lam - 1.0)
         change = max(
             float(np.max(np.abs(g_new - gamma) / (np.abs(gamma) + 1e-8))),
@@ -114,5 +132,5 @@ def _empirical_bayes(
 
 def adjust(x: np.ndarray, ref: Reference, adj: CenterAdjustment) -> np.ndarray:
     """``x`` (…, D) of the center mapped onto the reference (same shape, float32)."""
-    z = (np.asarray(x, np.float64) - ref.alpha) / ref.sigma
+    z = (_finite(x) - ref.alpha) / ref.sigma
     return (ref.alpha + ref.sigma * (z - adj.gamma) / adj.delta).astype(np.float32)

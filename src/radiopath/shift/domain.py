@@ -21,6 +21,8 @@ augmentation (``train.augment_passes``) and harmonisation (``harmonization.metho
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -58,12 +60,19 @@ def patient_features(inputs: object, modality: str) -> tuple[np.ndarray, np.ndar
 
 
 def _project(ref: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
-    mu, sd = ref.mean(0), ref.std(0)
-    sd = np.where(sd > 1e-8, sd, 1.0)
-    z = (ref - mu) / sd
-    _, _, vt = np.linalg.svd(z, full_matrices=False)
+    """Standardise on ``ref`` and project on its first principal axes. Missing or non-finite
+    entries (a handcrafted feature a region could not give) count as the reference mean, as in
+    :func:`radiopath.models.standardize.fit_standardizer`; SVD of NaN does not converge."""
+    clean = [np.where(np.isfinite(a), a, np.nan) for a in (ref, *others)]
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: mean 0, sd 1 below
+        mu, sd = np.nanmean(clean[0], 0), np.nanstd(clean[0], 0)
+    mu = np.nan_to_num(mu, nan=0.0)
+    sd = np.where(np.isfinite(sd) & (sd > 1e-8), sd, 1.0)
+    z = [np.nan_to_num((a - mu) / sd, nan=0.0) for a in clean]
+    _, _, vt = np.linalg.svd(z[0], full_matrices=False)
     comp = vt[: min(N_COMPONENTS, len(vt))].T
-    return [((a - mu) / sd) @ comp for a in (ref, *others)]
+    return [a @ comp for a in z]
 
 
 def domain_auc(ref: np.ndarray, other: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
