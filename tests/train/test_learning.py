@@ -46,13 +46,13 @@ def study(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[PatientInputs, np.ndarray, pd.DataFrame, RunConfig]:
     root = tmp_path_factory.mktemp("learning")
-    res = synthesize(root / "cohort", SynthConfig(patients=300, seed=21, slide_um=600, workers=2))
+    res = synthesize(root / "cohort", SynthConfig(patients=400, seed=21, slide_um=600, workers=2))
     cfg = RunConfig()
     cfg.model.backbone = "resnet18"
     cfg.model.weights = "none"
     cfg.ultrasound.size = 112
     cfg.cytology.input_size = 112
-    cfg.cytology.tiling.top_k = 8
+    cfg.cytology.tiling.top_k = 16
     cfg.ultrasound.intensity.equalize = "crop"
     cfg.cache_dir = str(root / "cache")
     cohort = Cohort.from_manifest(res.manifest)
