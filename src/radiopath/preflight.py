@@ -45,8 +45,26 @@ def check_options(cfg: RunConfig, *, tiles: str | Path | None = None) -> None:
                 + (f"signature models need features mode ({signatures})" if signatures else "")
                 + ": use train.mode features, or drop them"
             )
+    check_harmonization(cfg)
     if tiles is not None:
         check_tile_folder(tiles)
+
+
+def check_harmonization(cfg: RunConfig) -> None:
+    """``harmonization.method`` fits the mode: features are harmonised in features mode, BatchNorm
+    statistics adapted (AdaBN) in finetune mode; never an option that would be silently ignored."""
+    method, mode = cfg.harmonization.method, cfg.train.mode
+    if method == "adabn" and mode != "finetune":
+        raise ConfigError(
+            "harmonization.method adabn re-estimates the BatchNorm statistics of trained backbones, but "
+            "train.mode is features (frozen backbones, cached features): use standardize or combat, or "
+            "train.mode finetune"
+        )
+    if method in ("standardize", "combat") and mode != "features":
+        raise ConfigError(
+            f"harmonization.method {method} harmonises cached features, but train.mode is {mode}: use "
+            "adabn (finetune mode), or train.mode features"
+        )
 
 
 def check_run(

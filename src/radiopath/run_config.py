@@ -281,11 +281,12 @@ class HarmonizationConfig(StrictModel):
     the methods text and the report say so wherever it was used. Off by default.
     """
 
-    method: Literal["none", "standardize", "combat"] = Field(
+    method: Literal["none", "standardize", "combat", "adabn"] = Field(
         "none",
         description="features mode: none | standardize (per-center mean and sd) | combat (the same "
         "with empirical-Bayes shrinkage, Johnson et al. 2007; Fortin et al. 2018), per feature of every "
-        "image modality and feature set",
+        "image modality and feature set; finetune mode: adabn (each center's external patients scored "
+        "with the backbones' BatchNorm statistics re-estimated on that center's images, Li et al. 2018)",
     )
     min_patients: int = Field(
         20,

@@ -35,6 +35,8 @@ REFERENCES: dict[str, str] = {
     "fortin": "Fortin JP, Cullen N, Sheline YI, et al. Harmonization of cortical thickness measurements "
     "across scanners and sites. NeuroImage 2018;167:104–20.",
     "lopezpaz": "Lopez-Paz D, Oquab M. Revisiting classifier two-sample tests. ICLR 2017.",
+    "li2018": "Li Y, Wang N, Shi J, Hou X, Liu J. Adaptive batch normalization for practical domain "
+    "adaptation. Pattern Recognit 2018;80:109–17.",
     "austin": "Austin PC. Balance diagnostics for comparing the distribution of baseline covariates between "
     "treatment groups in propensity-score matched samples. Stat Med 2009;28:3083–107.",
 }
@@ -138,6 +140,7 @@ def shift_section(run: Path, ev: Evaluation, primary: str) -> dict[str, Any]:
         "rows": rows,
         "acquisition": acquisition,
         "harmonization": harm,
+        "adabn": adabn_sentence(ab) if (ab := adabn_record(run)) else None,
         "primary": primary,
         "notable_auc": NOTABLE_AUC,
     }
@@ -185,6 +188,7 @@ def robustness_paragraph(config: RunConfig | None, run: Path | None) -> str:
         "variance around nuclei) relative to the development slides."
     )
     harm = harmonization_record(run) if run is not None else None
+    adabn = adabn_record(run) if run is not None else None
     if harm:
         adjusted = [r for r in harm.get("record", []) if r.get("adjusted")]
         left = [r for r in harm.get("record", []) if not r.get("adjusted")]
@@ -213,6 +217,38 @@ def robustness_paragraph(config: RunConfig | None, run: Path | None) -> str:
             + ". Because it uses the external centers' images, the external results describe a model that "
             "was allowed to see those images (not their outcomes) before scoring them."
         )
+    elif adabn:
+        parts.append(adabn_sentence(adabn))
     else:
         parts.append("No harmonisation of features across centers was applied (harmonization.method = none).")
     return " ".join(parts)
+
+
+def adabn_record(run: Path) -> dict[str, Any] | None:
+    """``adabn.json`` (finetune mode, ``harmonization.method: adabn``), or None."""
+    path = run / "adabn.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def adabn_sentence(record: dict[str, Any]) -> str:
+    """The methods' words for AdaBN: what it is, that it is transductive, and which centers got it."""
+    centers: dict[str, tuple[int, bool, str]] = {}
+    for rows in (record.get("models") or {}).values():
+        for r in rows:
+            centers.setdefault(str(r["center"]), (int(r["patients"]), bool(r["adjusted"]), str(r["source"])))
+    adapted = [f"{c} ({n} patients)" for c, (n, a, _) in sorted(centers.items()) if a]
+    left = [f"{c} ({why})" for c, (_, a, why) in sorted(centers.items()) if not a]
+    return (
+        "Harmonisation (transductive, label-free): AdaBN [Li 2018] — before scoring an external center, each "
+        "fold model's backbone BatchNorm statistics were re-estimated on that center's own unlabelled images "
+        f"(every present view and tile; at least {record.get('min_patients')} patients per center), weights "
+        "unchanged; development patients were scored without it. Adapted: "
+        + (", ".join(adapted) or "none")
+        + ("; not adapted: " + ", ".join(left) if left else "")
+        + ". Because it uses the external centers' images, the external results describe a model that was "
+        "allowed to see those images (not their outcomes) before scoring them."
+    )

@@ -18,6 +18,7 @@
                            (domain-classifier AUC, standardised mean differences; no labels)
     harmonization.json     (harmonization.method) the method, every center's decision and source;
     harmonization.safetensors   the development reference and each center's adjustment
+    adabn.json             (harmonization.method adabn, finetune) per model and external center: AdaBN or not
     checkpoints/<model>/fold<k>/best.safetensors        a fold model's weights
     checkpoints/<model>/fold<k>/checkpoint.safetensors  its training state (for --resume)
     checkpoints/<model>/predictions.parquet             that model's predictions, when done
@@ -43,6 +44,8 @@ ACQUISITION = "acquisition.parquet"
 SHIFT = "shift.parquet"
 HARMONIZATION = "harmonization.json"
 HARMONIZATION_TENSORS = "harmonization.safetensors"
+#: finetune mode, ``harmonization.method: adabn``: per model and external center, adapted or not
+ADABN = "adabn.json"
 CHECKPOINTS = "checkpoints"
 PREDICTIONS = "predictions.parquet"
 THRESHOLDS = "thresholds.json"

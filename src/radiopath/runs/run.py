@@ -47,6 +47,7 @@ from radiopath.models.inputs import PatientInputs
 from radiopath.models.model import RadiopathModel
 from radiopath.run_config import ModelSpec, RunConfig
 from radiopath.runs import layout
+from radiopath.shift.adabn import adapted_ensemble
 from radiopath.shift.harmonize import HarmonizationState, harmonize
 
 Say = Callable[[str], None]
@@ -346,7 +347,13 @@ class Run:
         for m in fold_models:
             m.backbone_amp = compute.amp_dtype
         idx = np.flatnonzero(usable_patients(spec.modalities, inputs))
-        mean, per_fold = ensemble_proba(fold_models, inputs, idx, compute.device)
+        if self.config.harmonization.method == "adabn" and self.info.mode == "finetune":
+            # as the protocol scored the external centers: AdaBN per center of this table
+            mean, per_fold, self.last_harmonization = adapted_ensemble(
+                fold_models, inputs, idx, compute.device, self.config.harmonization.min_patients
+            )
+        else:
+            mean, per_fold = ensemble_proba(fold_models, inputs, idx, compute.device)
         seen, missing = modality_presence(spec.modalities, inputs, idx)
         threshold = self.thresholds[model]
         return pd.DataFrame(

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -55,6 +56,8 @@ class ModelOutcome:
     spec: ModelSpec
     predictions: pd.DataFrame
     threshold: float
+    #: AdaBN (``adapt_min_patients``): per external center, whether it was adapted and why
+    adaptation: list[dict[str, Any]] | None = None
 
 
 ModelFactory = Callable[[ModelSpec], RadiopathModel]
@@ -81,12 +84,16 @@ def run_model(
     run_dir: Path | None = None,
     augment: Augment | None = None,
     progress: Progress | None = None,
+    adapt_min_patients: int | None = None,
 ) -> ModelOutcome:
     """Cross-validate one model, freeze its threshold, and predict the external patients.
 
     Args:
         folds: per patient, 0..n_folds-1 for labelled development patients, -1 otherwise.
         run_dir: where fold checkpoints go (``checkpoints/<model>/fold<k>``); enables resume.
+        adapt_min_patients: finetune mode with ``harmonization.method: adabn``: each fold model
+            scores every external center with at least this many patients after AdaBN on that
+            center's images (:mod:`radiopath.shift.adabn`); development predictions never are.
     """
     for m in spec.modalities:
         if m not in inputs.modalities:
@@ -96,6 +103,7 @@ def run_model(
     labelled_dev = (folds >= 0) & usable
     oof = np.full(len(inputs), np.nan)
     per_fold: list[np.ndarray] = []
+    adaptation: list[dict[str, Any]] | None = None
     to_ensemble = usable & (folds < 0)
     n_folds = int(folds.max()) + 1
     for k in range(n_folds):
@@ -124,7 +132,15 @@ def run_model(
                 augment,
             )
         oof[test_idx] = predict(model, inputs, test_idx, compute)
-        if to_ensemble.any():
+        if to_ensemble.any() and adapt_min_patients is not None and model.backbones:
+            from radiopath.shift.adabn import adapted_fold_predictions
+
+            model.backbone_amp = compute.amp_dtype
+            probs, adaptation = adapted_fold_predictions(
+                [model], inputs, np.flatnonzero(to_ensemble), compute.device, adapt_min_patients
+            )
+            per_fold.append(probs[0])
+        elif to_ensemble.any():
             per_fold.append(predict(model, inputs, np.flatnonzero(to_ensemble), compute))
         if progress and spec.head == "signature":
             progress(f"{spec.name} fold {k + 1}/{n_folds}: signature fitted")
@@ -143,7 +159,7 @@ def run_model(
         prediction_frame(spec, inputs, np.flatnonzero(labelled_dev), oof, folds, threshold),
         prediction_frame(spec, inputs, np.flatnonzero(to_ensemble), ensemble, None, threshold),
     ]
-    return ModelOutcome(spec, pd.concat(frames, ignore_index=True)[PREDICTION_COLUMNS], threshold)
+    return ModelOutcome(spec, pd.concat(frames, ignore_index=True)[PREDICTION_COLUMNS], threshold, adaptation)
 
 
 def prediction_frame(

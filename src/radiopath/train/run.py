@@ -213,6 +213,7 @@ def _train_locked(
     outcomes = []
     in_dims = inputs.in_dims()
     logger = _Logger(run_dir / layout.LOGS, cfg) if dist.is_main() else None
+    adaptation: dict[str, list[dict[str, Any]]] = {}
     for spec in cfg.model.specs():
         done = layout.model_predictions(run_dir, spec.name)
         if resume and done.exists():
@@ -230,7 +231,17 @@ def _train_locked(
             run_dir,
             augment=_finetune_augment(cfg) if cfg.train.mode == "finetune" else None,
             progress=say,
+            adapt_min_patients=cfg.harmonization.min_patients
+            if cfg.harmonization.method == "adabn"
+            else None,
         )
+        if outcome.adaptation is not None:
+            adaptation[spec.name] = outcome.adaptation
+            done_centers = [r["center"] for r in outcome.adaptation if r["adjusted"]]
+            say(
+                f"{spec.name}: AdaBN (transductive: each center's own unlabelled images) for "
+                f"{', '.join(done_centers) or 'no center'}"
+            )
         if logger is not None:
             logger.model_done(spec, outcome.predictions, run_dir)
         if dist.is_main():
@@ -244,6 +255,14 @@ def _train_locked(
     if dist.is_main():
         _write_table(run_dir / layout.PREDICTIONS, predictions)
         write_text(run_dir / layout.THRESHOLDS, json.dumps(thresholds, indent=2))
+        if cfg.harmonization.method == "adabn":
+            previous = _read_json(run_dir / layout.ADABN).get("models", {})  # models done before a resume
+            record = {
+                "method": "adabn",
+                "min_patients": cfg.harmonization.min_patients,
+                "models": {**previous, **adaptation},
+            }
+            write_text(run_dir / layout.ADABN, json.dumps(record, indent=2))
         _write_provenance(run_dir, manifest, cfg, compute, prepared, seconds, features, tiles, mpp_table)
     dist.barrier()
     return RunResult(run_dir, predictions, thresholds, seconds)
@@ -599,3 +618,12 @@ class _Logger:
                     from sklearn.metrics import roc_auc_score
 
                     self.mlflow.log_metric("oof_auc", float(roc_auc_score(oof["label"], oof["prob"])))
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """A JSON object written earlier by this run, or {} when there is none (or it is unreadable)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
