@@ -102,6 +102,14 @@ def export_bundle(
     if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
         raise OutputExistsError(f"{out} exists and is not empty; choose another --out (or --overwrite)")
     warnings: list[str] = []
+    method = r.config.harmonization.method
+    if method != "none":
+        warnings.append(
+            f"the run's external centers were scored after transductive harmonisation ({method}); the "
+            "bundle scores each patient as trained, without it (one patient has no center statistics), "
+            "so its probabilities for those centers differ from the run's — use load_run(RUN).predict "
+            "on a whole center to score it the way the run did"
+        )
     with atomic_dir(out, overwrite=overwrite) as tmp:
         meta = _write(r, tmp, models, onnx, version, intended_use, authors, warnings, say)
     size = sum((out / f).stat().st_size for f in meta["files"])
