@@ -340,7 +340,12 @@ class Run:
         )
 
     def score(self, model: str, inputs: PatientInputs, compute: ComputePlan | None = None) -> pd.DataFrame:
-        """:meth:`predict` for inputs already made (e.g. to score several models once)."""
+        """:meth:`predict` for inputs already made (e.g. to score several models once).
+
+        A finetune run with ``harmonization.method: adabn`` adapts every center of ``inputs`` with
+        at least ``min_patients`` patients, as the protocol scored the external centers — a
+        development center too, when it is scored here (the out-of-fold predictions were not);
+        what was done is in :attr:`last_harmonization`."""
         compute = compute or self.compute()
         spec = self.spec(model)
         fold_models = self.fold_models(model, compute.device)
