@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from radiopath.evaluate._checks import EvaluationError
 from radiopath.evaluate.metrics import METRIC_LABELS
 from radiopath.evaluate.nested import NESTED_METRICS, pooled_name
 from radiopath.io.atomic import atomic_dir, write_text
+from radiopath.io.fingerprint import file_sha256
 
 #: 2: Wilson/Clopper–Pearson intervals, nested internal thresholds, conformal and recalibration tables.
 SCHEMA_VERSION = 2
@@ -245,14 +245,6 @@ def _jsonable(obj: Any) -> Any:
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
     return [_jsonable(r) for r in df.to_dict(orient="records")]
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def write_evaluation(ev: Evaluation) -> Path:

@@ -33,6 +33,16 @@ def digest(*parts: object) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+def file_sha256(path: str | Path) -> str:
+    """sha256 (hex, all 64 characters) of a whole file, read in chunks and never memoised: what a
+    manifest, a predictions file or a bundle's files are checked against."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(_CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def file_digest(path: str | Path, full: bool = True) -> str:
     """Content hash of a file: all of it (``full``, or small files), else its ends and size."""
     p = Path(path)

@@ -35,6 +35,7 @@ import torch
 from radiopath.compute import ComputePlan
 from radiopath.errors import ConfigError
 from radiopath.features.extract import Backbones
+from radiopath.io.fingerprint import file_sha256
 from radiopath.models.model import RadiopathModel
 from radiopath.run_config import RunConfig
 from radiopath.runs import layout
@@ -51,15 +52,6 @@ RUNTIMES = ("torch", "onnx")
 
 class BundleError(ConfigError):
     """A bundle that cannot be trusted or used: not a bundle, tampered, incomplete, incompatible."""
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 (hex) of a whole file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def fingerprint(files: dict[str, str]) -> str:

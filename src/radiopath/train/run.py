@@ -43,7 +43,7 @@ from radiopath.features.extract import extract_features, load_images
 from radiopath.features.preprocessing import Preprocessing
 from radiopath.features.store import FeatureSet, cohort_key, options_diff, source_table
 from radiopath.io.atomic import atomic_path, write_text
-from radiopath.io.fingerprint import digest
+from radiopath.io.fingerprint import digest, file_sha256
 from radiopath.io.lock import folder_lock
 from radiopath.modalities import MODALITIES, ImageModality, StageContext
 from radiopath.models import checkpoint as ckpt_io
@@ -556,7 +556,7 @@ def _write_provenance(
         "tiles": str(Path(tiles).resolve()) if tiles else None,
         "mpp_table": str(Path(mpp_table).resolve()) if mpp_table else None,
         "data_hashes": {
-            "manifest_sha256": _sha256(Path(manifest)),
+            "manifest_sha256": file_sha256(Path(manifest)),
             "files_sha256": prepared.data_key,
         },
         "feature_cache": prepared.stats,
@@ -565,12 +565,6 @@ def _write_provenance(
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     write_text(run_dir / layout.PROVENANCE, json.dumps(prov, indent=2))
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 class _Logger:
