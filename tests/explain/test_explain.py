@@ -149,3 +149,40 @@ def test_finetune_runs_are_explained_fold_by_fold(cohort: SynthResult, tmp_path:
     np.testing.assert_allclose(both["prob"], both["prob_run"], rtol=0, atol=1e-4)
     block = summary["models"]["fusion_concat"]
     assert block["nuclear_enrichment_randomized"]["n"] >= 1 and block["deletion"]["tiles"]["n_patients"] == 2
+
+
+def test_a_hybrid_harmonised_run_is_explained_through_the_input_it_scored(
+    cohort: SynthResult, tmp_path: Path
+) -> None:
+    """Hybrid features (deep + handcrafted side by side) after per-center standardisation: the
+    explained forward is the run's scored input, so every probability is the run's own, and the
+    maps come from the deep block with the handcrafted block held at its values."""
+    cfg = tiny(tmp_path / "cache")
+    cfg.model.feature_set = "hybrid"
+    cfg.model.models = ["cytology", "fusion_concat"]
+    cfg.harmonization.method = "standardize"
+    cfg.harmonization.min_patients = 3
+    train_run(cohort.manifest, tmp_path / "run", cfg)
+    r = load_run(tmp_path / "run")
+    assert any(rec["adjusted"] for rec in r.harmonization.record)  # some center really was moved
+    summary = explain_run(tmp_path / "run", n=4, pictures=False, n_boot=100).summary
+    patients = pd.read_csv(tmp_path / "run" / "explain" / "patients.csv", dtype={"patient_id": str})
+    both = patients.merge(r.predictions, on=["patient_id", "model"], suffixes=("", "_run"))
+    assert len(both) == 4 * 2
+    np.testing.assert_allclose(both["prob"], both["prob_run"], rtol=0, atol=1e-6)
+    tiles = pd.read_csv(tmp_path / "run" / "explain" / "tiles.csv", dtype={"patient_id": str})
+    assert np.isfinite(tiles["cam_mass"]).all() and (tiles["cam_mass"] > 0).any()
+    block = summary["models"]["fusion_concat"]
+    assert block["nuclear_enrichment"]["n"] >= 1 and block["deletion"]["tiles"]["n_patients"] >= 1
+    # the trained model's deletion curves start from its own probability
+    primary = both[both["model"] == "fusion_concat"]
+    assert np.isfinite(primary["deletion_tiles_cam_drop"]).all()
+
+
+def test_a_run_without_deep_features_is_refused_with_the_reason(cohort: SynthResult, tmp_path: Path) -> None:
+    cfg = tiny(tmp_path / "cache")
+    cfg.model.feature_set = "handcrafted"
+    cfg.model.models = ["cytology"]
+    train_run(cohort.manifest, tmp_path / "run", cfg)
+    with pytest.raises(ConfigError, match="handcrafted"):
+        explain_run(tmp_path / "run", n=2, pictures=False)

@@ -10,6 +10,11 @@ out-of-fold prediction), every other patient by the fold ensemble.
 Everything comes through the modality registry with the run's saved preprocessing
 (``prepare`` → ``groups(…, run.preprocessing.state(m))`` → ``load``), never refitted, so the
 features a case's images give are those the run was trained and scored on.
+
+Features mode adds, per image modality, the :class:`ScoredInput` — the instance vectors the
+run actually scored (:meth:`Run.inputs`: every feature family of the modality's feature set,
+after the run's harmonisation) and how the backbone's features enter them — so a hybrid or
+harmonised run is explained through exactly the input it predicted from (:func:`attach_scored`).
 """
 
 from __future__ import annotations
@@ -28,6 +33,24 @@ from radiopath.modalities import MODALITIES, ImageModality, StageContext, Vector
 from radiopath.runs import Run
 
 Say = Callable[[str], None]
+
+
+@dataclass
+class ScoredInput:
+    """Features mode: one case's model input for one image modality, as the run scored it.
+
+    ``values`` hold every column of the modality's feature set (the deep block, and for a hybrid
+    set the handcrafted blocks, after harmonisation). The backbone's features enter the columns
+    ``deep`` (None: a handcrafted-only modality, held fixed) through the center's harmonisation,
+    an affine map per feature whose slope is ``scale`` (``1/δ``; 1 when not harmonised): a
+    backbone feature changed by ``d`` changes the input by ``d · scale``. So gradients reach
+    the deep block only, with the handcrafted features at their actual values.
+    """
+
+    values: np.ndarray  # (n_max, D) float32
+    mask: np.ndarray  # (n_max,) bool
+    deep: tuple[int, int] | None
+    scale: np.ndarray  # (stop - start,) float32
 
 
 @dataclass
@@ -57,6 +80,7 @@ class Case:
     tiles: pd.DataFrame | None = None
     slide: str | None = None
     vectors: dict[str, tuple[np.ndarray, bool]] = field(default_factory=dict)
+    scored: dict[str, ScoredInput] = field(default_factory=dict)
 
     def has(self, modality: str) -> bool:
         if modality in self.vectors:
@@ -124,6 +148,42 @@ def load_cases(
                     case.tiles = prepared[i].reset_index(drop=True)
                     case.slide = str(sub.at[i, CYTOLOGY_COLUMN])
     return cases
+
+
+def attach_scored(cases: Sequence[Case], run: Run, inputs: Any) -> None:
+    """Fill every case's :attr:`Case.scored` from ``inputs``, the run's :meth:`Run.inputs` of the
+    cohort (features mode), and the harmonisation that call applied
+    (:attr:`Run.last_harmonization_state`).
+
+    Raises:
+        ConfigError: a case is not in ``inputs``, or its instance grid differs from the engine's.
+    """
+    from radiopath.errors import ConfigError
+
+    where = {str(p): i for i, p in enumerate(inputs.patient_id)}
+    state = run.last_harmonization_state
+    adjusted = {(r["modality"], r["center"]) for r in (state.record if state else []) if r.get("adjusted")}
+    for key, modality in MODALITIES.items():
+        if not isinstance(modality, ImageModality) or key not in inputs.arrays:
+            continue
+        blocks = inputs.blocks.get(key) or [
+            (run.config.model.feature_set_of(key), 0, int(inputs.arrays[key].shape[-1]))
+        ]
+        deep = next(((int(a), int(b)) for fam, a, b in blocks if fam == "deep"), None)
+        for c in cases:
+            if c.patient_id not in where:
+                raise ConfigError(f"patient {c.patient_id}: not among the run's scored inputs")
+            row = where[c.patient_id]
+            scale = np.ones(deep[1] - deep[0] if deep else 0, np.float32)
+            if deep and state is not None and (key, c.center) in adjusted:
+                delta = state.adjustments[(key, c.center)].delta
+                scale = (1.0 / delta[deep[0] : deep[1]]).astype(np.float32)
+            c.scored[key] = ScoredInput(
+                np.asarray(inputs.arrays[key][row], np.float32),
+                np.asarray(inputs.arrays[f"{key}_mask"][row], bool),
+                deep,
+                scale,
+            )
 
 
 def describe(case: Case) -> dict[str, Any]:

@@ -64,7 +64,7 @@ def randomized_members(
     twins = []
     for mem in members:
         with seeded(stable_seed("explain-randomized", model, mem.fold)):
-            twin = build_model(spec, cfg, run.info.in_dims, init_weights=NONE)
+            twin = build_model(spec, cfg, run.info.in_dims, blocks=run.info.blocks, init_weights=NONE)
         for m, std in mem.head.standardize.items():
             twin.standardize[m].load_state_dict(std.state_dict())  # fitted buffers, kept
         twin = freeze(twin).to(compute.device)

@@ -8,7 +8,14 @@ so the features equal the cached ones the run was trained and scored on. Then, f
 :class:`Target` (a model of the run, or its randomised twin):
 
 * its fold models finish the forward from those features (``RadiopathModel.forward_head``:
-  the fold's own standardisation and projection, encoders, fusion) in fp32; a development
+  the fold's own standardisation and projection, encoders, fusion) in fp32. Features mode
+  feeds each case's :class:`~radiopath.explain.cases.ScoredInput` — the input the run scored,
+  every feature family, after harmonisation — with the backbone's features entering its deep
+  columns through the center's harmonisation slope: the input is
+  ``scored + (f - f_run) · scale``, where ``f_run`` is the run's own backbone's features of the
+  same images, so a trained model's forward is exactly its scored input and its gradient is
+  that of the deep block, the handcrafted blocks held at their values (a randomised twin's
+  backbone gives ``f ≠ f_run``; a handcrafted-only modality is held fixed whole); a development
   patient counts only its out-of-fold model, any other patient the mean of all folds, so the
   probability is the one in ``predictions.parquet``;
 * the explained score is the logit of the predicted class (LNM when the ensemble probability
@@ -109,7 +116,11 @@ class Explainer:
         random_draws: int = 4,
         seed: int = 0,
         us_fractions: Sequence[float] = US_FRACTIONS,
+        reference: dict[str, Backbone] | None = None,
     ) -> None:
+        """``reference``: features mode, the run's own backbone per image modality (the one whose
+        features the cases' :attr:`~radiopath.explain.cases.Case.scored` inputs hold)."""
+        self.reference = dict(reference or {})
         self.targets = sorted(targets, key=lambda t: t.sign_of is not None)  # twins last
         self.compute = compute
         self.layers = layers
@@ -163,6 +174,14 @@ class Explainer:
                     bb = mem.backbones.get(m)
                     if bb is not None and m in flats and (id(bb), m) not in passes:
                         passes[(id(bb), m)] = self._backbone(bb, flats[m].images, self.layers[m])
+        self._passes = passes
+        self._reference = {
+            m: (passes[(id(bb), m)] if (id(bb), m) in passes else self._backbone(bb, flats[m].images, None))[
+                0
+            ].detach()
+            for m, bb in self.reference.items()
+            if m in flats
+        }
         out: dict[str, list[CaseResult]] = {}
         signs: dict[str, np.ndarray] = {}
         for t in self.targets:
@@ -199,12 +218,18 @@ class Explainer:
         flats: dict[str, _Flat],
         feats: dict[str, torch.Tensor],
     ) -> dict[str, torch.Tensor]:
-        """A forward_head batch: per modality the scattered features and the mask."""
+        """A forward_head batch: per modality the model input and the mask (module docstring)."""
         dev = self.compute.device
         p = len(cases)
         batch: dict[str, torch.Tensor] = {}
         for m in t.modalities:
-            if m in self.n_max:
+            if cases and m in cases[0].scored:  # features mode: the scored input
+                values = torch.from_numpy(np.stack([c.scored[m].values for c in cases])).to(dev)
+                mask = torch.from_numpy(np.stack([c.scored[m].mask for c in cases])).to(dev)
+                if m in feats and m in self._reference:
+                    values = values + self._placed(m, cases, flats[m], feats[m] - self._reference[m], values)
+                batch[m], batch[f"{m}_mask"] = values, mask
+            elif m in self.n_max:
                 n_max = self.n_max[m]
                 mask = torch.zeros(p, n_max, dtype=torch.bool, device=dev)
                 if m in flats:
@@ -221,6 +246,28 @@ class Explainer:
                 batch[m] = torch.from_numpy(vals).to(dev)
                 batch[f"{m}_mask"] = torch.tensor([c.vectors[m][1] for c in cases], device=dev)
         return batch
+
+    def _placed(
+        self, m: str, cases: Sequence[Case], f: _Flat, change: torch.Tensor, like: torch.Tensor
+    ) -> torch.Tensor:
+        """``change`` (N, d) of the backbone's features of the flat instances ``f``, as the change
+        of the model input shaped ``like`` (P, n_max, D): in the deep columns, times each case's
+        harmonisation slope (features mode), or the whole vector (finetune mode)."""
+        dev = like.device
+        scored = [c.scored.get(m) for c in cases]
+        if all(s is not None for s in scored):
+            deep = scored[0].deep  # type: ignore[union-attr]
+            if deep is None:
+                return torch.zeros_like(like)
+            start, stop = deep
+            scale = torch.from_numpy(np.stack([s.scale for s in scored])).to(dev)  # type: ignore[union-attr]
+            change = change * scale[torch.from_numpy(f.owner).to(dev)]
+        else:
+            start, stop = 0, like.shape[-1]
+        idx = (torch.from_numpy(f.owner).to(dev), torch.from_numpy(f.slot).to(dev))
+        grid = torch.zeros(*like.shape[:2], stop - start, device=dev).index_put(idx, change)
+        p, n = like.shape[:2]
+        return torch.cat([like.new_zeros(p, n, start), grid, like.new_zeros(p, n, like.shape[-1] - stop)], -1)
 
     def _target(
         self,
@@ -384,12 +431,8 @@ class Explainer:
                     cache_key = (id(bb), key, tuple(have)) if name == "random" else (id(bb), key, t.key)
                     if cache_key not in self._occluded:
                         self._occluded[cache_key] = self._backbone(bb, images, None)[0]
-                    grid_f = torch.zeros_like(b[m])
-                    idx = (
-                        torch.from_numpy(f.owner).to(grid_f.device),
-                        torch.from_numpy(f.slot).to(grid_f.device),
-                    )
-                    reps.append({**b, m: grid_f.index_put(idx, self._occluded[cache_key])})
+                    change = self._occluded[cache_key] - self._passes[(id(bb), m)][0].detach()
+                    reps.append({**b, m: b[m] + self._placed(m, cases, f, change, b[m])})
                 curves[name].append(self._prob(t, reps, w))
         for name, parts in curves.items():
             arr = np.stack(parts, 1)  # (P, 1 + fractions)

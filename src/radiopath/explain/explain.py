@@ -35,7 +35,7 @@ import pandas as pd
 from radiopath.cohort import Cohort
 from radiopath.errors import ConfigError
 from radiopath.explain import figures as FG
-from radiopath.explain.cases import Case, describe, load_cases
+from radiopath.explain.cases import Case, attach_scored, describe, load_cases
 from radiopath.explain.checks import (
     cohort_contribution,
     contribution_summary,
@@ -126,9 +126,19 @@ def choose_patients(run: Run, table: pd.DataFrame, n: int, seed: int = 0) -> lis
     return chosen
 
 
-def _targets(run: Run, models: Sequence[str], compute: Any, say: Say) -> tuple[list[Target], dict[str, Any]]:
+def _targets(
+    run: Run, models: Sequence[str], compute: Any, say: Say
+) -> tuple[list[Target], dict[str, Any], dict[str, Any]]:
+    """The targets (each model and its randomised twin), a backbone per explained image
+    modality (for the layers) and, features mode, the run's own backbone per modality."""
     cfg = run.config
-    images = [m for m, mod in MODALITIES.items() if isinstance(mod, ImageModality) and m in run.info.in_dims]
+    images = [
+        m
+        for m, mod in MODALITIES.items()
+        if isinstance(mod, ImageModality)
+        and m in run.info.in_dims
+        and (run.info.mode == "finetune" or cfg.model.feature_set_of(m) != "handcrafted")
+    ]
     shared = (
         run_backbones(run, compute, {m: MODALITIES[m].backbone(cfg) for m in images})  # type: ignore[attr-defined]
         if run.info.mode == "features"
@@ -158,7 +168,22 @@ def _targets(run: Run, models: Sequence[str], compute: Any, say: Say) -> tuple[l
                 )
             )
     say(f"explaining {', '.join(models)} (+ randomised twins of those with cytology) on {compute.describe()}")
-    return targets, some_backbone
+    return targets, some_backbone, shared
+
+
+def _feature_sets(run: Run) -> dict[str, str]:
+    """Per image modality, what the explained input is (features mode: its feature set)."""
+    out = {}
+    for m in run.info.in_dims:
+        if m == "clinical":
+            continue
+        fs = run.config.model.feature_set_of(m) if run.info.mode == "features" else "finetuned backbone"
+        out[m] = {
+            "deep": "deep (the backbone's features)",
+            "hybrid": "hybrid: the map is the deep block's, the handcrafted features held at their values",
+            "handcrafted": "handcrafted: held at its values (no map)",
+        }.get(fs, fs)
+    return out
 
 
 def _layers(backbones: dict[str, Any], target_layer: str | None) -> dict[str, str]:
@@ -234,12 +259,22 @@ def explain_run(
         )
     if run.info.mode == "features":
         sets = {m: run.config.model.feature_set_of(m) for m in run.info.in_dims if m != "clinical"}
-        other = {m: v for m, v in sets.items() if v != "deep"}
-        if other:
+        deep = {m for m, v in sets.items() if v != "handcrafted"}
+        without = [name for name in models if not deep & set(run.spec(name).modalities)]
+        if without:
             raise ConfigError(
-                f"{run.folder}: feature set {other} is not a backbone's features: Grad-CAM explains deep "
-                "features only (model.feature_set: deep); train such a run to explain it"
+                f"{run.folder}: --model {without}: no modality of it has a backbone's features "
+                "(model.feature_set: handcrafted): Grad-CAM explains the deep block of a deep or "
+                "hybrid feature set; explain another model, or train with a deep or hybrid feature set"
             )
+    adabn = run.info.mode == "finetune" and run.config.harmonization.method == "adabn"
+    if adabn:
+        say(
+            f"warning: {run.folder} scored its external centers with AdaBN (harmonization.method: adabn); "
+            "the maps explain the fold models with the development batch-norm statistics, so an "
+            "external patient's explained probability is not its prediction — explain development patients "
+            "(--patients) for maps of the predictions themselves"
+        )
     table = Cohort.from_manifest(run.manifest).table
     ids = table["patient_id"].astype(str).tolist()
     seed = run.config.protocol.seed if seed is None else seed
@@ -250,10 +285,14 @@ def explain_run(
     if not chosen:
         raise ConfigError(f"{run.folder}: no labelled patient to explain; name some with --patients")
     compute = run.compute(device, precision)
-    targets, backbones = _targets(run, models, compute, say)
+    targets, backbones, reference = _targets(run, models, compute, say)
     layers = _layers(backbones, target_layer)
     say(f"loading {len(chosen)} patients' images with the run's preprocessing")
     cases = load_cases(run, table, [ids.index(p) for p in chosen], cache_dir=cache_dir, say=say)
+    inputs = None
+    if run.info.mode == "features":  # the whole cohort: harmonisation estimates each center from it
+        inputs = run.inputs(table, compute, cache_dir=cache_dir)
+        attach_scored(cases, run, inputs)
     n_max = {m: MODALITIES[m].max_instances(run.config) for m in layers}  # type: ignore[attr-defined]
     explainer = Explainer(
         targets,
@@ -264,6 +303,7 @@ def explain_run(
         batch_size=run.config.train.extract_batch_size,
         seed=seed,
         us_fractions=us_fractions,
+        reference=reference,
     )
     t0 = time.perf_counter()
     results: dict[str, list[CaseResult]] = {t.key: [] for t in targets}
@@ -284,14 +324,18 @@ def explain_run(
         if "cytology" in r.cams and i in nuclei
     }
     contribution: dict[str, list[dict[str, Any]]] = {}
-    if run.info.mode == "features":
-        inputs = run.inputs(table, compute, cache_dir=cache_dir)
+    if inputs is not None:
         for name in models:
             contribution[name] = cohort_contribution(run, name, inputs, compute)
     tables = _tables(targets, cases, results, focus, nuclei)
     summary = _summary(
         run, targets, results, focus, contribution, tables[0], layers, method, n_boot, seed, us_fractions
     )
+    if adabn:
+        summary["adabn"] = (
+            "external centers were scored with AdaBN; the maps use the development batch-norm statistics, "
+            "so external patients' explained probabilities differ from their predictions"
+        )
     summary["seconds"] = {"total": None, "explain": round(cam_seconds, 1)}
     summary["seconds_per_patient"] = round(cam_seconds / max(len(cases), 1), 2)
     out = run.folder / "explain"
@@ -452,6 +496,8 @@ def _summary(
         "target_layers": layers,
         "cam_grid": _grids(results, targets),
         "explained_class": "the predicted class at the model's frozen threshold (LNM or no LNM)",
+        "feature_sets": _feature_sets(run),
+        "harmonization": run.config.harmonization.method,
         "ensemble": (
             "development patients: their out-of-fold model; others: the fold ensemble — features mode: "
             "Grad-CAM of the ensemble's mean logit (the folds share the frozen backbone); finetune mode: "

@@ -42,6 +42,24 @@ def _png(path: Path) -> str | None:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
+def _inputs(s: dict[str, Any]) -> str:
+    """What the explained inputs are, when not plain deep features (hybrid, harmonised)."""
+    label = {"us": "ultrasound", "cytology": "cytology"}
+    sets = s.get("feature_sets") or {}
+    parts = [
+        f"{label.get(m, m)} {v}" for m, v in sets.items() if not str(v).startswith(("deep", "finetuned"))
+    ]
+    method = s.get("harmonization")
+    if method and method not in ("none", "adabn"):
+        parts.append(
+            f"features harmonised per center ({method}) as the run scored them; the maps carry the "
+            "harmonisation's per-feature slope"
+        )
+    if s.get("adabn"):
+        parts.append(s["adabn"])
+    return "; ".join(parts)
+
+
 def explain_section(run: Path) -> dict[str, Any] | None:
     """Template context for the section, or None when the run has no ``explain/summary.json``.
 
@@ -120,6 +138,7 @@ def explain_section(run: Path) -> dict[str, Any] | None:
         "layers": how,
         "explained_class": s.get("explained_class", ""),
         "ensemble": s.get("ensemble", ""),
+        "inputs": _inputs(s),
         "randomization": s.get("randomization", ""),
         "precision": s.get("precision", ""),
         "n_patients": len(s.get("patients", [])),

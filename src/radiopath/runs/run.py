@@ -133,6 +133,8 @@ class Run:
         self._backbones: dict[ComputePlan, Backbones] = {}
         #: what harmonisation did to the centers of the last scored table (none: not harmonised)
         self.last_harmonization: list[dict[str, Any]] = []
+        #: the harmonisation state :meth:`inputs` last applied (its per-center adjustments)
+        self.last_harmonization_state: HarmonizationState | None = None
 
     # -- where the files are (a bundle keeps them elsewhere) ---------------------------------
 
@@ -297,6 +299,7 @@ class Run:
             state = copy.deepcopy(self.harmonization)
             inputs = harmonize(inputs, state, say)
             self.last_harmonization = state.record
+            self.last_harmonization_state = state
         if "clinical" in inputs.arrays and inputs.clinical_columns != self.info.clinical_columns:
             raise ConfigError(
                 f"clinical columns {inputs.clinical_columns} differ from the run's "
