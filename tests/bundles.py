@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from radiopath.evaluate import evaluate_run
+from radiopath.run_config import RunConfig
 from radiopath.serve import export_bundle
 from radiopath.synth import SynthConfig, SynthResult, synthesize
 from radiopath.train.run import train_run
@@ -23,10 +24,12 @@ class Study:
 
 
 def build_study(root: Path) -> Study:
-    """30 synthetic patients, the tiny run (ultrasound and fusion_concat), evaluated, exported with ONNX."""
+    """30 synthetic patients, the tiny run (ultrasound and fusion_concat) on the default feature set
+    (hybrid: the bundle computes the handcrafted features too), evaluated, exported with ONNX."""
     cohort = synthesize(root / "cohort", SynthConfig(patients=30, seed=11, slide_um=360, workers=2))
     cfg = tiny(root / "cache")
     cfg.model.models = ["ultrasound", "fusion_concat"]
+    cfg.model.feature_set = RunConfig().model.feature_set
     train_run(cohort.manifest, root / "run", cfg)
     evaluate_run(root / "run", n_boot=20)
     export_bundle(root / "run", root / "bundle", onnx=True)

@@ -8,11 +8,13 @@ from radiopath.run_config import RunConfig
 
 
 def tiny(cache: Path, **train: object) -> RunConfig:
-    """A run that takes seconds: ResNet-18 on 32-px inputs, 4 tiles, 3 folds, three models, and no
-    augmented feature passes (they triple extraction; the tests that need them — the three-stage
-    identity, tests/features/test_passes.py — ask for them)."""
+    """A run that takes seconds: ResNet-18 on 32-px inputs, 4 tiles, 3 folds, three models, deep
+    features only, and no augmented feature passes (the handcrafted families and the passes
+    multiply extraction; the tests that need them — the hybrid run, the three-stage identity,
+    tests/features — ask for them)."""
     cfg = RunConfig()
     cfg.model.backbone = "resnet18"
+    cfg.model.feature_set = "deep"
     cfg.model.weights = "none"
     cfg.model.models = ["ultrasound", "cytology", "fusion_concat"]
     cfg.model.head.dropout = 0.0

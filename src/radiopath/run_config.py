@@ -166,9 +166,11 @@ class ModelConfig(StrictModel):
     models: list[str] = Field(default_factory=lambda: list(DEFAULT_MODELS))
     clinical: bool = Field(False, description="add clin_* covariates as a third input of fusion models")
     feature_set: FeatureSetChoice = Field(
-        "deep",
+        "hybrid",
         description="deep | handcrafted | hybrid for every modality, or per modality "
-        "({ultrasound: handcrafted, cytology: hybrid}); features mode",
+        "({ultrasound: handcrafted, cytology: hybrid}); features mode (finetune trains the backbone "
+        "on the images). Default hybrid: the handcrafted block, measured at fixed µm per pixel, is "
+        "the part least moved by another center's scanner; deep reproduces the ResNet-101 study",
     )
     head: HeadConfig = Field(default_factory=HeadConfig)
     signature: SignatureConfig = Field(default_factory=SignatureConfig)

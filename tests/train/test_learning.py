@@ -50,6 +50,7 @@ def study(
     cfg = RunConfig()
     cfg.model.backbone = "resnet18"
     cfg.model.weights = "none"
+    cfg.model.feature_set = "deep"  # what the backbone learns; the handcrafted families have their tests
     cfg.ultrasound.size = 112
     cfg.cytology.input_size = 112
     cfg.cytology.tiling.top_k = 16

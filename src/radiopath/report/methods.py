@@ -181,14 +181,20 @@ def methods_paragraphs(
             for m in MODALITIES.values()
             if isinstance(m, ImageModality)
         )
+        fs_text = (
+            f"Feature sets (model.feature_set; features mode): {fsets} — deep = the frozen backbone's "
+            "pooled features; handcrafted = ultrasound radiomics of the nodule region (IBSI-named "
+            "first-order, 2-D shape, GLCM, GLRLM, GLSZM, GLDM, NGTDM, LBP) and cytology nuclear "
+            "morphometry, chromatin and crowding per tile at the tiling resolution; hybrid = both, each "
+            "block standardised and projected inside the training folds. "
+            if t.mode == "features"
+            else "Finetune mode: the backbones were trained on the images end to end (model.feature_set "
+            "applies to features mode only). "
+        )
         out.append(
             (
                 "Inputs and pre-processing",
-                f"Feature sets (model.feature_set; features mode): {fsets} — deep = the frozen backbone's "
-                "pooled features; handcrafted = ultrasound radiomics of the nodule region (IBSI-named "
-                "first-order, 2-D shape, GLCM, GLRLM, GLSZM, GLDM, NGTDM, LBP) and cytology nuclear "
-                "morphometry, chromatin and crowding per tile at the tiling resolution; hybrid = both, each "
-                "block standardised and projected inside the training folds. "
+                fs_text
                 + " ".join(sections)
                 + f" Fitted on the development cohort only and applied unchanged to every other patient: "
                 f"{_preprocessing(run)}.",
