@@ -619,6 +619,12 @@ def explain(
     n: Annotated[
         int, typer.Option("--n", min=1, help="Patients drawn from TP, FN, TN, FP of the primary model.")
     ] = 12,
+    gallery: Annotated[
+        int | None,
+        typer.Option(
+            min=0, help="Pictures for the first K explained patients only (default: all); the checks use all."
+        ),
+    ] = None,
     target_layer: Annotated[
         str | None,
         typer.Option(help="Backbone layer for Grad-CAM (default: its last block; finer: body.layer3)."),
@@ -638,6 +644,7 @@ def explain(
         models=[m for item in model for m in item.split(",") if m] if model else None,
         patients=ids,
         n=n,
+        gallery=gallery,
         target_layer=target_layer,
         method=method,
         device=device,

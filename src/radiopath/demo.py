@@ -2,8 +2,9 @@
 
 Synthesise a three-center cohort (or reuse ``OUT/cohort`` when it was made with the same
 options), validate it, extract ResNet-101 features (random weights: nothing is downloaded),
-run the protocol for the ultrasound-only, cytology-only and fusion models, explain a dozen
-patients (Grad-CAM, nuclear enrichment against a randomised twin, deletion), evaluate, write
+run the protocol for the ultrasound-only, cytology-only and fusion models, explain 36
+patients (Grad-CAM, nuclear enrichment against a randomised twin, deletion; pictures of a
+dozen), evaluate, write
 the report, and print the paper's table beside the oracle AUCs — the best any model could
 reach on these data.
 """
@@ -27,9 +28,11 @@ from radiopath.synth import SynthConfig, oracle_auc
 from radiopath.synth.cohort import SynthResult, synthesize
 from radiopath.train.run import train_run
 
-#: Patients the demo explains, and the Grad-CAM layer: ResNet-101's last block sees 112-px
-#: tiles as a 4x4 map (28 µm a cell); ``layer3`` gives 7x7 (16 µm, about two nuclei).
-EXPLAIN_PATIENTS = 12
+#: Patients the demo explains (the checks' sample: about a second each), the first of them
+#: drawn in the gallery, and the Grad-CAM layer: ResNet-101's last block sees 112-px tiles as
+#: a 4x4 map (28 µm a cell); ``layer3`` gives 7x7 (16 µm, about two nuclei).
+EXPLAIN_PATIENTS = 36
+EXPLAIN_GALLERY = 12
 EXPLAIN_LAYER = "body.layer3"
 
 
@@ -123,7 +126,12 @@ def run_demo(
 
     layer = EXPLAIN_LAYER if cfg.model.backbone.startswith("resnet") else None  # timm: its last block
     explained = explain_run(
-        result.run_dir, n=EXPLAIN_PATIENTS, target_layer=layer, panels="primary", say=console.print
+        result.run_dir,
+        n=EXPLAIN_PATIENTS,
+        gallery=EXPLAIN_GALLERY,
+        target_layer=layer,
+        panels="primary",
+        say=console.print,
     )
     made["explain"] = explained.folder
     made.update(evaluate_and_report(result.run_dir, console))

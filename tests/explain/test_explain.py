@@ -165,10 +165,13 @@ def test_a_hybrid_harmonised_run_is_explained_through_the_input_it_scored(
     train_run(cohort.manifest, tmp_path / "run", cfg)
     r = load_run(tmp_path / "run")
     assert any(rec["adjusted"] for rec in r.harmonization.record)  # some center really was moved
-    summary = explain_run(tmp_path / "run", n=4, pictures=False, n_boot=100).summary
+    summary = explain_run(tmp_path / "run", n=4, gallery=1, n_boot=100).summary
     patients = pd.read_csv(tmp_path / "run" / "explain" / "patients.csv", dtype={"patient_id": str})
     both = patients.merge(r.predictions, on=["patient_id", "model"], suffixes=("", "_run"))
-    assert len(both) == 4 * 2
+    assert len(both) == 4 * 2  # the checks cover every explained patient, the pictures one
+    assert len(json.loads((tmp_path / "run" / "explain" / "gallery.json").read_text())) == 1
+    assert len(list((tmp_path / "run" / "explain" / "panels").rglob("*.jpg"))) == 2  # both models
+    assert "hybrid" in summary["feature_sets"]["cytology"]
     np.testing.assert_allclose(both["prob"], both["prob_run"], rtol=0, atol=1e-6)
     tiles = pd.read_csv(tmp_path / "run" / "explain" / "tiles.csv", dtype={"patient_id": str})
     assert np.isfinite(tiles["cam_mass"]).all() and (tiles["cam_mass"] > 0).any()
