@@ -42,13 +42,25 @@ def _png(path: Path) -> str | None:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
+def _fractions(models: dict[str, Any]) -> str:
+    """The ultrasound deletion fractions the summary used, as text ("10, 25 and 50%")."""
+    for b in models.values():
+        us = (b.get("deletion") or {}).get("ultrasound") or {}
+        if us.get("fractions"):
+            pcts = [f"{100 * float(f):g}" for f in us["fractions"]]
+            return (", ".join(pcts[:-1]) + " and " + pcts[-1] if len(pcts) > 1 else pcts[0]) + "%"
+    return "10, 25 and 50%"
+
+
 def _inputs(s: dict[str, Any]) -> str:
     """What the explained inputs are, when not plain deep features (hybrid, harmonised)."""
     label = {"us": "ultrasound", "cytology": "cytology"}
     sets = s.get("feature_sets") or {}
-    parts = [
-        f"{label.get(m, m)} {v}" for m, v in sets.items() if not str(v).startswith(("deep", "finetuned"))
-    ]
+    grouped: dict[str, list[str]] = {}
+    for m, v in sets.items():
+        if not str(v).startswith(("deep", "finetuned")):
+            grouped.setdefault(str(v), []).append(label.get(m, m))
+    parts = [f"{' and '.join(ms)}: {v}" for v, ms in grouped.items()]
     method = s.get("harmonization")
     if method and method not in ("none", "adabn"):
         parts.append(
@@ -139,6 +151,7 @@ def explain_section(run: Path) -> dict[str, Any] | None:
         "explained_class": s.get("explained_class", ""),
         "ensemble": s.get("ensemble", ""),
         "inputs": _inputs(s),
+        "us_fractions": _fractions(models),
         "randomization": s.get("randomization", ""),
         "precision": s.get("precision", ""),
         "n_patients": len(s.get("patients", [])),
