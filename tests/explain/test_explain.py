@@ -10,10 +10,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 from typer.testing import CliRunner
 
 from radiopath.cli import app
+from radiopath.cohort import Cohort
 from radiopath.errors import ConfigError
 from radiopath.explain import choose_patients, default_models, explain_run
 from radiopath.report import write_report
@@ -180,6 +182,27 @@ def test_a_hybrid_harmonised_run_is_explained_through_the_input_it_scored(
     # the trained model's deletion curves start from its own probability
     primary = both[both["model"] == "fusion_concat"]
     assert np.isfinite(primary["deletion_tiles_cam_drop"]).all()
+    # how much of each modality's evidence is the backbone's block and how much the handcrafted one
+    fams = block["feature_family_contribution"]["cytology"]["all"]
+    deep, nuclear = fams["cytology:deep"], fams["cytology:pathomics"]
+    assert set(fams) == {"cytology:deep", "cytology:pathomics"}
+    assert deep["abs_delta"]["mean"] > 0 and nuclear["abs_delta"]["mean"] > 0
+    assert deep["share"]["mean"] + nuclear["share"]["mean"] == pytest.approx(1)
+    rows = pd.read_csv(tmp_path / "run" / "explain" / "blocks.csv", dtype={"patient_id": str})
+    cyto = rows[rows["model"] == "cytology"]
+    assert len(cyto) == cyto["patient_id"].nunique() > 4  # the whole cohort, each patient once
+    # a block "at its training mean" is exactly that: missing maps to the fold's mean
+    head = r.fold_models("cytology")[0]
+    inputs = r.inputs(Cohort.from_manifest(cohort.manifest).table)
+    b = inputs.batch(np.flatnonzero(inputs.present("cytology"))[:3], ["cytology"], torch.device("cpu"))
+    (_, a, z) = next(blk for blk in r.info.blocks["cytology"] if blk[0] == "pathomics")
+    std = head.standardize["cytology"]
+    part = next(p for span, p in zip(std.spans, std.parts, strict=True) if span == (a, z))
+    at_mean, missing = b["cytology"].clone(), b["cytology"].clone()
+    at_mean[..., a:z], missing[..., a:z] = part.mean, float("nan")
+    with torch.no_grad():
+        want, got = head({**b, "cytology": at_mean}), head({**b, "cytology": missing})
+    np.testing.assert_allclose(got, want, atol=1e-5)
 
 
 def test_a_run_without_deep_features_is_refused_with_the_reason(cohort: SynthResult, tmp_path: Path) -> None:

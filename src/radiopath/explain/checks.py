@@ -95,6 +95,29 @@ def run_backbones(run: Run, compute: Any, names: Mapping[str, str]) -> dict[str,
     return out
 
 
+def _ensemble_probs(
+    run: Run, model: str, inputs: Any, idx: np.ndarray, variants: dict[str, dict[str, Any]], compute: Any
+) -> dict[str, np.ndarray]:
+    """Each variant batch's probability for the patients ``idx``: development patients by their
+    out-of-fold model, the others by the fold ensemble (as ``predictions.parquet``)."""
+    models = run.fold_models(model, compute.device)
+    fold_of = dict(zip(run.folds["patient_id"].astype(str), run.folds["fold"].astype(int), strict=True))
+    fold = np.array([fold_of.get(str(p), -1) for p in inputs.patient_id[idx]])
+    w = np.where(
+        (fold[:, None] == np.arange(len(models))[None, :]) | (fold[:, None] < 0),
+        1.0,
+        0.0,
+    )
+    w /= w.sum(1, keepdims=True)
+    probs = {}
+    for name, b in variants.items():
+        p = np.zeros(len(idx))
+        for j, net in enumerate(models):
+            p += torch.sigmoid(net.eval()(b).float()).double().cpu().numpy() * w[:, j]
+        probs[name] = p
+    return probs
+
+
 @torch.no_grad()
 def cohort_contribution(run: Run, model: str, inputs: Any, compute: Any) -> list[dict[str, Any]]:
     """Features mode, every patient with two or more of the model's modalities: the probability
@@ -109,25 +132,11 @@ def cohort_contribution(run: Run, model: str, inputs: Any, compute: Any) -> list
     idx = np.flatnonzero(present.sum(1) >= 2)
     if not len(idx):
         return []
-    models = run.fold_models(model, compute.device)
-    fold_of = dict(zip(run.folds["patient_id"].astype(str), run.folds["fold"].astype(int), strict=True))
-    fold = np.array([fold_of.get(str(p), -1) for p in inputs.patient_id[idx]])
-    w = np.where(
-        (fold[:, None] == np.arange(len(models))[None, :]) | (fold[:, None] < 0),
-        1.0,
-        0.0,
-    )
-    w /= w.sum(1, keepdims=True)
     batch = inputs.batch(idx, mods, compute.device)
     variants = {"prob": batch}
     for m in images:
         variants[f"prob_without_{m}"] = {**batch, f"{m}_mask": torch.zeros_like(batch[f"{m}_mask"])}
-    probs = {}
-    for name, b in variants.items():
-        p = np.zeros(len(idx))
-        for j, net in enumerate(models):
-            p += torch.sigmoid(net.eval()(b).float()).double().cpu().numpy() * w[:, j]
-        probs[name] = p
+    probs = _ensemble_probs(run, model, inputs, idx, variants, compute)
     rows = []
     for k, i in enumerate(idx):
         row = {
@@ -138,6 +147,54 @@ def cohort_contribution(run: Run, model: str, inputs: Any, compute: Any) -> list
         for m in images:
             if present[i, images.index(m)]:
                 row[f"prob_without_{m}"] = probs[f"prob_without_{m}"][k]
+        rows.append(row)
+    return rows
+
+
+def feature_blocks(run: Run, model: str) -> dict[str, list[str]]:
+    """Per image modality of ``model`` whose feature set has two or more families (hybrid),
+    the families in column order."""
+    out = {}
+    for m in run.spec(model).modalities:
+        fams = [f for f, _, _ in run.info.blocks.get(m, [])]
+        if len(fams) >= 2:
+            out[m] = fams
+    return out
+
+
+@torch.no_grad()
+def block_contribution(run: Run, model: str, inputs: Any, compute: Any) -> list[dict[str, Any]]:
+    """Features mode, a model with a hybrid feature set: for every patient with such a modality,
+    the probability with all features and with each feature family's block set to its training
+    mean (missing: the fold's standardisation maps it to 0, its mean), so the share of the
+    modality's evidence that comes from, e.g., the nuclear morphometry (``pathomics``) against
+    the backbone (``deep``) is measured, not guessed. Columns ``prob_without_<m>:<family>``."""
+    blocks = feature_blocks(run, model)
+    mods = list(run.spec(model).modalities)
+    if not blocks or not all(m in inputs.arrays for m in mods):
+        return []
+    has = {m: inputs.present(m) for m in blocks}
+    idx = np.flatnonzero(np.logical_or.reduce(list(has.values())))
+    if not len(idx):
+        return []
+    batch = inputs.batch(idx, mods, compute.device)
+    variants = {"prob": batch}
+    for m in blocks:
+        for fam, a, b in run.info.blocks[m]:
+            x = batch[m].clone()
+            x[..., a:b] = float("nan")
+            variants[f"prob_without_{m}:{fam}"] = {**batch, m: x}
+    probs = _ensemble_probs(run, model, inputs, idx, variants, compute)
+    rows = []
+    for k, i in enumerate(idx):
+        row = {
+            "patient_id": str(inputs.patient_id[i]),
+            "cohort": str(inputs.cohort[i]),
+            "prob": probs["prob"][k],
+        }
+        for m, fams in blocks.items():
+            if has[m][i]:
+                row.update({f"prob_without_{m}:{f}": probs[f"prob_without_{m}:{f}"][k] for f in fams})
         rows.append(row)
     return rows
 

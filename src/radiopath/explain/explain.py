@@ -10,6 +10,8 @@ single-modality models), :func:`explain_run` writes ``RUN/explain/``::
                         and nuclear numbers, deletion drops, probability with each modality masked
     tiles.csv           one row per explained tile: position, attention, CAM mass, nuclei
     contribution.csv    features mode: every patient's probability with each modality masked
+    blocks.csv          features mode, hybrid models: every patient's probability with each
+                        feature family's block at its training mean
     gallery.json        the report's gallery (the primary model's panels)
     panels/<model>/<patient>.jpg   a patient's panel (views, slide heatmaps, top tiles)
     slides/<model>/<patient>_{attention,cam}.png   the slide heatmaps alone
@@ -37,9 +39,11 @@ from radiopath.errors import ConfigError
 from radiopath.explain import figures as FG
 from radiopath.explain.cases import Case, attach_scored, describe, load_cases
 from radiopath.explain.checks import (
+    block_contribution,
     cohort_contribution,
     contribution_summary,
     deletion_summary,
+    feature_blocks,
     freeze,
     randomized_members,
     run_backbones,
@@ -328,13 +332,25 @@ def explain_run(
         if "cytology" in r.cams and i in nuclei
     }
     contribution: dict[str, list[dict[str, Any]]] = {}
+    families: dict[str, list[dict[str, Any]]] = {}
     if inputs is not None:
         for name in models:
             contribution[name] = cohort_contribution(run, name, inputs, compute)
+            families[name] = block_contribution(run, name, inputs, compute)
     tables = _tables(targets, cases, results, focus, nuclei)
     summary = _summary(
         run, targets, results, focus, contribution, tables[0], layers, method, n_boot, seed, us_fractions
     )
+    for name, rows in families.items():
+        blocks = feature_blocks(run, name)
+        summary["models"][name]["feature_family_contribution"] = (
+            {
+                m: contribution_summary(rows, [f"{m}:{f}" for f in fams], n_boot=n_boot, seed=seed)
+                for m, fams in blocks.items()
+            }
+            if rows
+            else None
+        )
     if adabn:
         summary["adabn"] = (
             "external centers were scored with AdaBN; the maps use the development batch-norm statistics, "
@@ -350,6 +366,10 @@ def explain_run(
             pd.concat(
                 [pd.DataFrame(rows).assign(model=name) for name, rows in contribution.items() if rows]
             ).to_csv(tmp / "contribution.csv", index=False)
+        if any(families.values()):
+            pd.concat(
+                [pd.DataFrame(rows).assign(model=name) for name, rows in families.items() if rows]
+            ).to_csv(tmp / "blocks.csv", index=False)
         k = len(cases) if gallery is None else max(0, min(int(gallery), len(cases)))
         shown = {key: rs[:k] for key, rs in results.items()}
         drawn = (

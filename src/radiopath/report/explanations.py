@@ -145,6 +145,23 @@ def explain_section(run: Path) -> dict[str, Any] | None:
                         "share": _ci(c.get("share"), 2),
                     }
                 )
+    families = []
+    for name, b in models.items():
+        for m, scopes in (b.get("feature_family_contribution") or {}).items():
+            for scope, fams in (scopes or {}).items():
+                for key, c in fams.items():
+                    families.append(
+                        {
+                            "model": name,
+                            "scope": scope,
+                            "modality": label.get(m, m),
+                            "family": key.split(":", 1)[-1],
+                            "n": (c.get("abs_delta") or {}).get("n"),
+                            "abs_delta": _ci(c.get("abs_delta"), 3),
+                            "delta": _ci(c.get("delta"), 3),
+                            "share": _ci(c.get("share"), 2),
+                        }
+                    )
     return {
         "method": {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++"}.get(s.get("method"), s.get("method")),
         "layers": how,
@@ -159,6 +176,7 @@ def explain_section(run: Path) -> dict[str, Any] | None:
         "enrichment": enrichment,
         "deletion": deletion,
         "contribution": contribution,
+        "families": families,
         "enrichment_figure": _png(run / "explain" / "enrichment.png"),
         "deletion_figure": _png(run / "explain" / "deletion.png"),
     }
