@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+import torch
 
 from radiopath.synth import SynthConfig, SynthResult, synthesize
 from support import PROJECT_ROOT, REAL_DATA, real_path
 
 __all__ = ["PROJECT_ROOT", "REAL_DATA", "real_path"]
+
+#: Under ``pytest -n N`` each worker takes its share of the cores, so N workers do not each
+#: start a thread per core and oversubscribe the machine (CI has 2 cores and ``make test`` 2).
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    _THREADS = max(1, (os.cpu_count() or 1) // _WORKERS)
+    torch.set_num_threads(_THREADS)
+    os.environ.setdefault("OMP_NUM_THREADS", str(_THREADS))  # for the subprocesses tests start
 
 
 @pytest.fixture(scope="session")
