@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from radiopath.cohort.schema import CYTOLOGY_COLUMN
+from radiopath.errors import ConfigError
 from radiopath.features.cache import default_cache_dir
 from radiopath.modalities import MODALITIES, ImageModality, StageContext, VectorModality
 from radiopath.runs import Run
@@ -156,10 +157,8 @@ def attach_scored(cases: Sequence[Case], run: Run, inputs: Any) -> None:
     (:attr:`Run.last_harmonization_state`).
 
     Raises:
-        ConfigError: a case is not in ``inputs``, or its instance grid differs from the engine's.
+        ConfigError: a case is not in ``inputs``.
     """
-    from radiopath.errors import ConfigError
-
     where = {str(p): i for i, p in enumerate(inputs.patient_id)}
     state = run.last_harmonization_state
     adjusted = {(r["modality"], r["center"]) for r in (state.record if state else []) if r.get("adjusted")}

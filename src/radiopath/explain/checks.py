@@ -118,6 +118,11 @@ def _ensemble_probs(
     return probs
 
 
+def _patient_row(inputs: Any, i: int, prob: float) -> dict[str, Any]:
+    """A contribution table's row for patient ``i`` of ``inputs``: its ids and full probability."""
+    return {"patient_id": str(inputs.patient_id[i]), "cohort": str(inputs.cohort[i]), "prob": prob}
+
+
 @torch.no_grad()
 def cohort_contribution(run: Run, model: str, inputs: Any, compute: Any) -> list[dict[str, Any]]:
     """Features mode, every patient with two or more of the model's modalities: the probability
@@ -139,11 +144,7 @@ def cohort_contribution(run: Run, model: str, inputs: Any, compute: Any) -> list
     probs = _ensemble_probs(run, model, inputs, idx, variants, compute)
     rows = []
     for k, i in enumerate(idx):
-        row = {
-            "patient_id": str(inputs.patient_id[i]),
-            "cohort": str(inputs.cohort[i]),
-            "prob": probs["prob"][k],
-        }
+        row = _patient_row(inputs, i, probs["prob"][k])
         for m in images:
             if present[i, images.index(m)]:
                 row[f"prob_without_{m}"] = probs[f"prob_without_{m}"][k]
@@ -187,11 +188,7 @@ def block_contribution(run: Run, model: str, inputs: Any, compute: Any) -> list[
     probs = _ensemble_probs(run, model, inputs, idx, variants, compute)
     rows = []
     for k, i in enumerate(idx):
-        row = {
-            "patient_id": str(inputs.patient_id[i]),
-            "cohort": str(inputs.cohort[i]),
-            "prob": probs["prob"][k],
-        }
+        row = _patient_row(inputs, i, probs["prob"][k])
         for m, fams in blocks.items():
             if has[m][i]:
                 row.update({f"prob_without_{m}:{f}": probs[f"prob_without_{m}:{f}"][k] for f in fams})
